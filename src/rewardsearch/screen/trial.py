@@ -1,0 +1,250 @@
+"""One screening trial: GRPO + LoRA with TRL, then greedy evaluation of the trained adapter, in its own process.
+
+    python -m rewardsearch.screen.trial SPEC.json
+
+The spec (written by the executor, see `TrialSpec`) names the model directory, the task, the reward specs
+trained beside the base rewards, and the config sections this stage needs. Candidate rewards run in sandbox
+workers (`SandboxedReward`), never in this process. Outputs, all in `spec.out_dir`:
+
+- `adapter/`        the trained LoRA adapter (PEFT format)
+- `train.json`      state, reason, wall time, TRL's log history (per-reward curves), LoRA movement, reward stats
+- `eval_<split>.json` per-item strict/flexible correctness and extraction for each evaluated split
+
+A finished `train.json` plus adapter is reused when the process is restarted (resume), so a kill during
+evaluation does not retrain.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardsearch.config import EvalConfig, ModelConfig, SandboxConfig, ScreenConfig, TaskConfig
+
+
+@dataclass
+class TrialSpec:
+    trial_id: str
+    out_dir: str
+    model_dir: str
+    seed: int                       # training seed (multi-seed retraining varies it)
+    task_seed: int                  # the run's seed: fixes the splits, identical for every trial of a run
+    task: dict[str, Any]
+    model: dict[str, Any]
+    screen: dict[str, Any]
+    sandbox: dict[str, Any]
+    eval: dict[str, Any]
+    rewards: list[dict[str, Any]] = field(default_factory=list)   # RewardSpec dicts (run sandboxed)
+    base_rewards: bool = True
+    eval_splits: list[str] = field(default_factory=lambda: ["dev"])
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> TrialSpec:
+        return cls(**json.loads(path.read_text()))
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    tmp.replace(path)
+
+
+def _trainable_snapshot(model: Any) -> dict[str, Any]:
+    return {n: p.detach().float().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _lora_movement(before: dict[str, Any], model: Any) -> dict[str, float]:
+    """How far the LoRA weights moved from their initial values (B starts at zero, so any signal moves it)."""
+    import torch
+
+    total_sq, max_abs, changed = 0.0, 0.0, 0
+    for n, p in model.named_parameters():
+        if n in before:
+            d = p.detach().float().cpu() - before[n]
+            total_sq += float(torch.sum(d * d))
+            max_abs = max(max_abs, float(d.abs().max()))
+            changed += int(bool(torch.any(d != 0)))
+    return {"delta_l2": total_sq**0.5, "delta_max_abs": max_abs, "tensors_changed": changed, "tensors": len(before)}
+
+
+def _warmup_kwargs(config_cls: Any, ratio: float) -> dict[str, float]:
+    # transformers 5 folded `warmup_ratio` into `warmup_steps` (a float in [0, 1) is a ratio); 4.x has both.
+    if "warmup_ratio" in config_cls.__dataclass_fields__:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": ratio}
+
+
+def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
+    """Run GRPO; returns the `train.json` record (also written)."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewardsearch.models import load_tokenizer, lora_config, pick_device, pick_dtype
+    from rewardsearch.rewards.base import BASE_REWARDS
+    from rewardsearch.rewards.spec import RewardSpec
+    from rewardsearch.sandbox.runner import SandboxedReward
+
+    screen = ScreenConfig.model_validate(spec.screen)
+    mcfg = ModelConfig.model_validate(spec.model)
+    scfg = SandboxConfig.model_validate(spec.sandbox)
+    device = pick_device(screen.device)
+    dtype = pick_dtype(mcfg.dtype, device)
+    set_seed(spec.seed)
+
+    problems = task.split("train")
+    ds = Dataset.from_list([{"prompt": task.prompt(p), "answer": p.answer, "item_id": p.id} for p in problems])
+    tokenizer = load_tokenizer(spec.model_dir)
+    model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=dtype)
+
+    sandboxed = [SandboxedReward(RewardSpec.from_dict(r), scfg) for r in spec.rewards]
+    reward_funcs = (list(BASE_REWARDS) if spec.base_rewards else []) + sandboxed
+
+    class StopOnQuarantine(TrainerCallback):
+        # A reward that keeps failing would only feed NaNs; stop early and report why.
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TRL's callback signature
+            if any(r.quarantined for r in sandboxed):
+                control.should_training_stop = True
+            return control
+
+    per_step = screen.prompts_per_step * screen.num_generations
+    args = GRPOConfig(
+        output_dir=str(out / "hf"),
+        max_steps=screen.steps,
+        learning_rate=screen.learning_rate,
+        lr_scheduler_type=screen.lr_scheduler,
+        weight_decay=screen.weight_decay,
+        **_warmup_kwargs(GRPOConfig, screen.warmup_ratio),
+        max_grad_norm=screen.max_grad_norm,
+        per_device_train_batch_size=per_step,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_generations=screen.num_generations,
+        max_completion_length=screen.max_completion_length,
+        temperature=screen.temperature,
+        beta=screen.beta,
+        logging_steps=screen.logging_steps,
+        save_strategy="no",
+        report_to="none",
+        seed=spec.seed,
+        data_seed=spec.seed,
+        use_cpu=device == "cpu",
+        bf16=dtype == torch.bfloat16,
+        fp16=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(mcfg.lora),
+        callbacks=[StopOnQuarantine()],
+    )
+    before = _trainable_snapshot(trainer.model)
+    t0 = time.time()
+    try:
+        trainer.train()
+    finally:
+        for r in sandboxed:
+            r.close()
+    wall = time.time() - t0
+    movement = _lora_movement(before, trainer.model)
+    quarantined = [r for r in sandboxed if r.quarantined]
+    record: dict[str, Any] = {
+        "state": "failed" if quarantined else "done",
+        "reason": (
+            "; ".join(f"reward {r.__name__} quarantined after {r.failures} failed calls: {r.last_error}"
+                      for r in quarantined) or None
+        ),
+        "wall_s": wall,
+        "steps": trainer.state.global_step,
+        "device": device,
+        "dtype": str(dtype).removeprefix("torch."),
+        "lora": movement,
+        "reward_stats": {r.__name__: r.stats for r in sandboxed},
+        "log_history": trainer.state.log_history,
+    }
+    if not quarantined:
+        trainer.model.save_pretrained(out / "adapter")
+    _atomic_write_json(out / "train.json", record)
+    record["_model"], record["_tokenizer"] = trainer.model, tokenizer
+    return record
+
+
+def evaluate_split(model: Any, tokenizer: Any, task: Any, split: str, ecfg: EvalConfig) -> dict[str, Any]:
+    from rewardsearch.evaluate.generate import generate
+    from rewardsearch.evaluate.metrics import score
+
+    problems = task.split(split)[: ecfg.dev_size if split == "dev" else ecfg.test_size]
+    t0 = time.time()
+    texts = generate(model, tokenizer, [task.prompt(p) for p in problems], ecfg.max_new_tokens, ecfg.batch_size)
+    rec = score(task, problems, texts, trial_id="", split=split, wall_s=time.time() - t0)
+    d = asdict(rec)
+    d.pop("trial_id")
+    d["samples"] = texts[:8]  # a few raw completions: what the model actually writes, for the report
+    return d
+
+
+def run(spec: TrialSpec) -> int:
+    from rewardsearch.tasks import load_task
+
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    task = load_task(TaskConfig.model_validate(spec.task), spec.task_seed)
+    ecfg = EvalConfig.model_validate(spec.eval)
+    train_file = out / "train.json"
+    model = tokenizer = None
+    if train_file.is_file() and (out / "adapter").is_dir():
+        prior = json.loads(train_file.read_text())
+        if prior.get("state") != "done":
+            return 0
+    else:
+        try:
+            record = train(spec, task, out)
+        except Exception as exc:  # noqa: BLE001 - any training failure becomes the trial's recorded reason
+            _atomic_write_json(
+                train_file,
+                {"state": "failed", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                 "traceback": traceback.format_exc()[-4000:]},
+            )
+            return 1
+        if record["state"] != "done":
+            return 0
+        model, tokenizer = record["_model"], record["_tokenizer"]
+    if model is None:
+        from rewardsearch.evaluate.generate import load_for_eval
+        from rewardsearch.models import pick_device, pick_dtype
+
+        device = pick_device(ScreenConfig.model_validate(spec.screen).device)
+        dtype = pick_dtype(ModelConfig.model_validate(spec.model).dtype, device)
+        model, tokenizer = load_for_eval(spec.model_dir, out / "adapter", device, dtype)
+    model.eval()
+    for split in spec.eval_splits:
+        target = out / f"eval_{split}.json"
+        if not target.is_file():
+            _atomic_write_json(target, evaluate_split(model, tokenizer, task, split, ecfg))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m rewardsearch.screen.trial SPEC.json", file=sys.stderr)
+        return 2
+    return run(TrialSpec.read(Path(argv[0])))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The search loop: rounds of propose -> check -> screen (train + dev eval) -> rank -> feedback.
+
+Every step reads what is left to do from the store and writes each result in its own transaction, so
+`resume` is the same code path as `run`: finished candidates and trials are skipped, the trial in flight
+is redone. A base-rewards-only baseline trial runs with the first round's screening batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rewardsearch.config import Config
+from rewardsearch.execute.local import Job, LocalExecutor, Outcome
+from rewardsearch.propose.base import RoundContext, make_proposer
+from rewardsearch.screen.trial import TrialSpec
+from rewardsearch.search.ranking import feedback_record, history, leaderboard, ranked, trial_id_for
+from rewardsearch.store import EvalRecord, Store, TrialRecord
+
+
+class RunLocked(RuntimeError):
+    pass
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """One driver per run directory; a second `run`/`resume` fails at once instead of racing the first."""
+    lock_path = run_dir / ".lock"
+    fh = open(lock_path, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RunLocked(f"run directory {str(run_dir)!r} is in use by pid {holder}; wait for it or kill it") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+class Search:
+    """Drives one run directory. Holds no model: every trial is a subprocess owned by the executor."""
+
+    def __init__(self, run_dir: Path, cfg: Config, store: Store, console: Console | None = None):
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.store = store
+        self.console = console or Console(stderr=True)
+
+    # -- the whole run -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        from rewardsearch.models import resolve_model
+        from rewardsearch.tasks import load_task
+
+        cfg, store = self.cfg, self.store
+        store.set_meta("status", "running")
+        store.event("run_started", pid=os.getpid())
+        t0 = time.time()
+        self.model_dir = resolve_model(cfg.model)
+        self.task = load_task(cfg.task, cfg.seed)
+        self.proposer = make_proposer(cfg.proposer)
+        store.set_meta("model_dir", str(self.model_dir))
+        self.console.log(
+            f"run {self.run_dir} | task {cfg.task.name} | model {cfg.model.name} | proposer {cfg.proposer.name} | "
+            f"{cfg.search.rounds} rounds x {cfg.search.candidates_per_round} candidates x {cfg.screen.steps} steps"
+        )
+        for r in range(1, cfg.search.rounds + 1):
+            if store.get_meta(f"round_{r}_done"):
+                continue
+            self.round(r)
+            store.set_meta(f"round_{r}_done", True)
+            store.set_meta("rounds_done", r)
+        store.set_meta("status", "done")
+        store.event("run_finished", wall_s=time.time() - t0)
+        best = ranked(leaderboard(store, cfg.seed))
+        base = leaderboard(store, cfg.seed)[0]
+        if best:
+            b = best[0]
+            self.console.log(
+                f"done: best {b['name']} dev acc {b['dev']['accuracy']:.3f}; baseline dev acc "
+                f"{base['dev']['accuracy'] if base['dev'] else float('nan'):.3f}"
+            )
+
+    # -- one round -----------------------------------------------------------------------------------------
+
+    def round(self, r: int) -> None:
+        store, cfg = self.store, self.cfg
+        if not store.get_meta(f"proposed_round_{r}"):
+            self._propose(r)
+        for c in store.candidates(round=r):
+            if c["state"] == "proposed":
+                self._check(c)
+        todo = [c for c in store.candidates(round=r) if c["state"] in ("accepted", "trained")]
+        self._screen(r, todo)
+        fb = feedback_record(store, cfg.seed, r, cfg.search.feedback_top, cfg.search.feedback_bottom)
+        store.set_feedback(r, fb)
+        store.event("round_done", round=r, top=[t["name"] for t in fb["top"]])
+        if fb["top"]:
+            lead = fb["top"][0]
+            self.console.log(f"round {r} done: leader {lead['name']} dev acc {lead['dev']['accuracy']:.3f}")
+
+    def _propose(self, r: int) -> None:
+        store, cfg = self.store, self.cfg
+        hist = history(store, cfg.seed) if cfg.search.mode == "feedback" else []
+        base_dev = leaderboard(store, cfg.seed)[0]["dev"]
+        ctx = RoundContext(
+            round=r,
+            seed=cfg.seed,
+            task_card=self.task.card(),
+            samples=self.task.split("train")[:5],
+            history=hist,
+            existing_ids={c["id"] for c in store.candidates()},
+            baseline_accuracy=base_dev["accuracy"] if base_dev else None,
+        )
+        t0 = time.time()
+        specs = self.proposer.propose(ctx, cfg.search.candidates_per_round)
+        for s in specs:
+            s.round = r
+        added = store.add_candidates(specs, proposed_round=r)
+        store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0)
+        self.console.log(f"round {r}: {len(added)} candidates proposed by {cfg.proposer.name}")
+
+    def _check(self, c: dict[str, Any]) -> None:
+        from rewardsearch.sandbox import check_reward
+
+        spec = Store.spec_of(c)
+        samples = [(p.question, p.answer) for p in self.task.split("train")[:8]]
+        results = check_reward(spec, self.cfg.sandbox, samples)
+        flags: list[str] = []
+        for res in results:
+            self.store.add_check(c["id"], res.stage, res.ok, res.reason, res.flags, res.details)
+            flags.extend(res.flags)
+        failed = next((res for res in results if not res.ok), None)
+        if failed:
+            self.store.set_candidate_state(c["id"], "rejected", f"{failed.stage}: {failed.reason}", flags)
+            self.console.log(f"  rejected {c['name']}: {failed.stage}: {failed.reason}")
+        else:
+            self.store.set_candidate_state(c["id"], "accepted", None, flags)
+
+    # -- screening -----------------------------------------------------------------------------------------
+
+    def _trial_spec(self, tid: str, rewards: list[dict[str, Any]], out_dir: Path) -> TrialSpec:
+        cfg = self.cfg
+        return TrialSpec(
+            trial_id=tid,
+            out_dir=str(out_dir),
+            model_dir=str(self.model_dir),
+            seed=cfg.seed,
+            task_seed=cfg.seed,
+            task=cfg.task.model_dump(mode="json"),
+            model=cfg.model.model_dump(mode="json"),
+            screen=cfg.screen.model_dump(mode="json"),
+            sandbox=cfg.sandbox.model_dump(mode="json"),
+            eval=cfg.eval.model_dump(mode="json"),
+            rewards=rewards,
+            eval_splits=["dev"],
+        )
+
+    def _screen(self, r: int, candidates: list[dict[str, Any]]) -> None:
+        store, cfg = self.store, self.cfg
+        jobs: list[Job] = []
+        meta: dict[str, tuple[str | None, TrialRecord]] = {}
+        entries: list[tuple[str | None, list[dict[str, Any]]]] = []
+        base = store.trial(trial_id_for(None, cfg.seed))
+        if base is None or base.state == "pending":  # the first screening batch carries the baseline
+            entries.append((None, []))
+        for c in candidates:
+            entries.append((c["id"], [Store.spec_of(c).to_dict()]))
+        for cid, rewards in entries:
+            tid = trial_id_for(cid, cfg.seed)
+            out_dir = self.run_dir / "trials" / tid
+            out_dir.mkdir(parents=True, exist_ok=True)
+            spec_path = out_dir / "spec.json"
+            self._trial_spec(tid, rewards, out_dir).write(spec_path)
+            rec = store.trial(tid) or TrialRecord(
+                id=tid, kind="baseline" if cid is None else "candidate", round=0 if cid is None else r,
+                seed=cfg.seed, rewards=[cid] if cid else [], candidate_id=cid, dir=str(out_dir),
+            )
+            store.upsert_trial(rec)
+            jobs.append(Job(trial_id=tid, spec_path=spec_path, log_path=out_dir / "log.txt"))
+            meta[tid] = (cid, rec)
+        if not jobs:
+            return
+        names = {tid: (store.candidate(cid)["name"] if cid else "baseline") for tid, (cid, _) in meta.items()}  # type: ignore[index]
+        with Progress(
+            TextColumn("[bold]round {task.fields[round]}[/] screening"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console, transient=False,
+        ) as progress:
+            bar = progress.add_task("screen", total=len(jobs), round=r)
+
+            def on_start(job: Job) -> None:
+                store.event("trial_started", trial=job.trial_id)
+                progress.console.log(f"  training {names[job.trial_id]} ({job.trial_id})")
+
+            def on_done(job: Job, outcome: Outcome) -> None:
+                cid, rec = meta[job.trial_id]
+                self._collect(job, outcome, cid, rec)
+                progress.advance(bar)
+
+            LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start)
+
+    def _collect(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord) -> None:
+        """Read a finished trial's files into the store: trial, dev eval, candidate state."""
+        store = self.store
+        out = job.spec_path.parent
+        train_file = out / "train.json"
+        train = json.loads(train_file.read_text()) if train_file.is_file() else None
+        if train is None or (train.get("state") == "done" and not (out / "eval_dev.json").is_file()):
+            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
+            rec.state, rec.reason = "failed", f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
+        else:
+            rec.state = "done" if train["state"] == "done" else "failed"
+            rec.reason = train.get("reason")
+            rec.wall_s = train.get("wall_s")
+            rec.curves = train.get("log_history", [])
+            rec.metrics = {k: train.get(k) for k in ("steps", "device", "dtype", "lora", "reward_stats")}
+        rec.metrics["job_wall_s"] = outcome.wall_s
+        store.upsert_trial(rec)
+        label = store.candidate(cid)["name"] if cid else "baseline"  # type: ignore[index]
+        if rec.state == "done":
+            d = json.loads((out / "eval_dev.json").read_text())
+            ev = EvalRecord(
+                trial_id=rec.id, split="dev", item_ids=d["item_ids"], correct=d["correct"],
+                flex_correct=d["flex_correct"], extracted=d["extracted"], accuracy=d["accuracy"],
+                flex_accuracy=d["flex_accuracy"], extraction_rate=d["extraction_rate"], f1=d["f1"],
+                ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
+            )
+            store.add_eval(ev)
+            if cid:
+                store.set_candidate_state(cid, "evaluated")
+            store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=outcome.wall_s)
+            self.console.log(
+                f"  {label}: dev acc {ev.accuracy:.3f} [{ev.ci95[0]:.3f}, {ev.ci95[1]:.3f}] "
+                f"extraction {ev.extraction_rate:.2f} ({outcome.wall_s:.0f}s)"
+            )
+        else:
+            if cid:
+                quarantined = bool(rec.reason and "quarantined" in rec.reason)
+                store.set_candidate_state(cid, "quarantined" if quarantined else "failed", rec.reason)
+            store.event("trial_failed", trial=rec.id, reason=rec.reason)
+            self.console.log(f"  {label}: FAILED {rec.reason}")

@@ -1,0 +1,144 @@
+"""Rows of the leaderboard, the proposer's history and the per-round feedback, all derived from the store.
+
+Ranking uses the dev split only; test numbers are never part of what a proposer sees.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rewardsearch.propose.base import HistoryEntry
+from rewardsearch.store import Store, TrialRecord
+
+BASELINE = "baseline"
+
+
+def trial_id_for(candidate_id: str | None, seed: int) -> str:
+    return f"{BASELINE}-s{seed}" if candidate_id is None else f"t-{candidate_id}-s{seed}"
+
+
+def curve_summary(curves: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean over the run of each logged scalar (TRL's names): per-reward means, reward std, zero-std share, KL..."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for row in curves:
+        for k, v in row.items():
+            if k in ("step", "epoch") or not isinstance(v, int | float) or isinstance(v, bool):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                continue
+            sums[k] = sums.get(k, 0.0) + float(v)
+            counts[k] = counts.get(k, 0) + 1
+    return {k: round(sums[k] / counts[k], 6) for k in sums}
+
+
+def _eval_obj(store: Store, trial: TrialRecord | None, split: str) -> dict[str, Any] | None:
+    if trial is None:
+        return None
+    e = store.eval(trial.id, split)
+    if e is None:
+        return None
+    return {
+        "accuracy": e.accuracy,
+        "ci95": [e.ci95[0], e.ci95[1]],
+        "extraction_rate": e.extraction_rate,
+        "flex_accuracy": e.flex_accuracy,
+        "f1_paper": e.f1,
+        "n": e.n,
+    }
+
+
+def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    m = t.metrics
+    return {
+        "id": t.id,
+        "state": t.state,
+        "wall_s": t.wall_s,
+        "steps": m.get("steps"),
+        "lora_delta_l2": (m.get("lora") or {}).get("delta_l2"),
+        "frac_reward_zero_std": curve_summary(t.curves).get("frac_reward_zero_std"),
+    }
+
+
+def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
+    """Baseline first, then every candidate, each with its state, dev/test metrics and trial summary."""
+    rows: list[dict[str, Any]] = []
+    base = store.trial(trial_id_for(None, seed))
+    rows.append({
+        "id": BASELINE, "name": "base rewards only", "round": 0, "origin": BASELINE,
+        "state": _baseline_state(base), "reason": base.reason if base else None, "flags": [],
+        "dev": _eval_obj(store, base, "dev"), "test": _eval_obj(store, base, "test"), "trial": _trial_obj(base),
+    })
+    for c in store.candidates():
+        t = store.trial(trial_id_for(c["id"], seed))
+        rows.append({
+            "id": c["id"], "name": c["name"], "round": c["round"], "origin": c["origin"], "state": c["state"],
+            "reason": c["reason"], "flags": c["flags"], "description": c["description"],
+            "dev": _eval_obj(store, t, "dev"), "test": _eval_obj(store, t, "test"), "trial": _trial_obj(t),
+        })
+    return rows
+
+
+def _baseline_state(t: TrialRecord | None) -> str:
+    if t is None:
+        return "pending"
+    return {"done": "evaluated", "failed": "failed"}.get(t.state, t.state)
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluated candidates, best dev accuracy first (ties: extraction rate, then flexible accuracy)."""
+    scored = [r for r in rows if r["origin"] != BASELINE and r["state"] == "evaluated" and r["dev"]]
+    return sorted(
+        scored,
+        key=lambda r: (-r["dev"]["accuracy"], -r["dev"]["extraction_rate"], -r["dev"]["flex_accuracy"], r["id"]),
+    )
+
+
+def history(store: Store, seed: int) -> list[HistoryEntry]:
+    """What the proposer may see: ranked evaluated candidates first, then the rest (rejected, failed)."""
+    rows = leaderboard(store, seed)
+    order = ranked(rows)
+    rest = [r for r in rows if r["origin"] != BASELINE and r not in order]
+    out = []
+    for r in order + rest:
+        c = store.candidate(r["id"])
+        t = store.trial(trial_id_for(r["id"], seed))
+        out.append(HistoryEntry(
+            spec=Store.spec_of(c),  # type: ignore[arg-type]
+            state=r["state"],
+            reason=r["reason"],
+            dev_accuracy=r["dev"]["accuracy"] if r["dev"] else None,
+            dev_extraction_rate=r["dev"]["extraction_rate"] if r["dev"] else None,
+            flags=r["flags"],
+            curves=curve_summary(t.curves) if t else {},
+        ))
+    return out
+
+
+def feedback_record(store: Store, seed: int, round: int, top: int, bottom: int) -> dict[str, Any]:
+    """What the next round is told: best and worst candidates so far with metrics and curves; failures."""
+    rows = leaderboard(store, seed)
+    order = ranked(rows)
+
+    def brief(r: dict[str, Any]) -> dict[str, Any]:
+        t = store.trial(trial_id_for(r["id"], seed)) if r["origin"] != BASELINE else None
+        return {
+            "id": r["id"], "name": r["name"], "round": r["round"], "dev": r["dev"], "flags": r["flags"],
+            "curves": curve_summary(t.curves) if t else {},
+        }
+
+    bottom_rows = [r for r in order[::-1] if r not in order[:top]][:bottom]
+    return {
+        "round": round,
+        "baseline": {"dev": rows[0]["dev"]},
+        "top": [brief(r) for r in order[:top]],
+        "bottom": [brief(r) for r in bottom_rows],
+        "failures": [
+            {"id": r["id"], "name": r["name"], "state": r["state"], "reason": r["reason"]}
+            for r in rows
+            if r["state"] in ("rejected", "failed", "quarantined")
+        ],
+    }

@@ -1,0 +1,40 @@
+"""The run's status as one JSON-ready object (`rewardsearch status DIR --json`), read from the store only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rewardsearch.search.ranking import BASELINE, leaderboard
+from rewardsearch.store import Store
+
+
+def run_status(run_dir: Path, store: Store) -> dict[str, Any]:
+    cfg = store.get_meta("config") or {}
+    seed = cfg.get("seed", 0)
+    return {
+        "run_dir": str(run_dir),
+        "status": store.get_meta("status", "created"),
+        "rounds_done": store.get_meta("rounds_done", 0),
+        "rounds_total": cfg.get("search", {}).get("rounds"),
+        "task": cfg.get("task", {}).get("name"),
+        "model": cfg.get("model", {}).get("name"),
+        "proposer": cfg.get("proposer", {}).get("name"),
+        "config_hash": store.get_meta("config_hash"),
+        "candidates": leaderboard(store, seed),
+    }
+
+
+def evaluations(store: Store) -> list[dict[str, Any]]:
+    """Every stored evaluation with its per-item vector (what the statistics are recomputed from)."""
+    labels = {c["id"]: c["name"] for c in store.candidates()}
+    out = []
+    for e in store.evals():
+        t = store.trial(e.trial_id)
+        label = BASELINE if t and t.kind == "baseline" else labels.get(t.candidate_id if t else "", e.trial_id)
+        out.append({
+            "trial": e.trial_id, "label": label, "split": e.split, "item_ids": e.item_ids, "correct": e.correct,
+            "accuracy": e.accuracy, "ci95": list(e.ci95), "extraction_rate": e.extraction_rate,
+            "flex_accuracy": e.flex_accuracy,
+        })
+    return out

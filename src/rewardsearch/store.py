@@ -1,0 +1,369 @@
+"""The run store: one SQLite file (WAL) in the run directory holding everything a run knows.
+
+Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `events`,
+`feedback` (what each round handed the proposer). Every state change is one transaction, so a kill at any
+point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
+tolerate older rows (missing keys read as defaults).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardsearch.rewards.spec import RewardSpec
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    source TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    parents TEXT NOT NULL DEFAULT '[]',
+    entrypoint TEXT,
+    meta TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    reason TEXT,
+    flags TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checks (
+    candidate_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    reason TEXT,
+    flags TEXT NOT NULL DEFAULT '[]',
+    details TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    PRIMARY KEY (candidate_id, stage)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY,
+    candidate_id TEXT,
+    kind TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    rewards TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    dir TEXT,
+    wall_s REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    curves TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evals (
+    trial_id TEXT NOT NULL,
+    split TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    accuracy REAL NOT NULL,
+    flex_accuracy REAL NOT NULL,
+    extraction_rate REAL NOT NULL,
+    f1 REAL NOT NULL,
+    ci_lo REAL NOT NULL,
+    ci_hi REAL NOT NULL,
+    item_ids TEXT NOT NULL,
+    correct TEXT NOT NULL,
+    flex_correct TEXT NOT NULL,
+    extracted TEXT NOT NULL,
+    wall_s REAL,
+    created REAL NOT NULL,
+    PRIMARY KEY (trial_id, split)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    round INTEGER PRIMARY KEY,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+# Candidate lifecycle. A candidate only moves forward; `resume` picks up each one where it stopped.
+CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated")
+TRIAL_STATES = ("pending", "done", "failed")
+
+
+@dataclass
+class TrialRecord:
+    id: str
+    kind: str                      # "baseline" | "candidate" | (later) "ensemble" | "control"
+    round: int
+    seed: int
+    rewards: list[str]             # candidate ids trained beside the base rewards
+    candidate_id: str | None = None
+    state: str = "pending"
+    reason: str | None = None
+    dir: str | None = None
+    wall_s: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    curves: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class EvalRecord:
+    trial_id: str
+    split: str
+    item_ids: list[str]
+    correct: list[int]
+    flex_correct: list[int]
+    extracted: list[int]
+    accuracy: float
+    flex_accuracy: float
+    extraction_rate: float
+    f1: float
+    ci95: tuple[float, float]
+    wall_s: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.item_ids)
+
+
+class Store:
+    """Thin, explicit access to the run database. Open one per process; not shared across threads."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we open transactions ourselves, one per state change.
+        self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        # executescript commits on its own; CREATE ... IF NOT EXISTS makes it safe to repeat on resume.
+        self.db.executescript(_SCHEMA)
+        with self.tx():
+            self.db.execute(
+                "INSERT OR IGNORE INTO run(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    @classmethod
+    def in_dir(cls, run_dir: str | Path) -> Store:
+        return cls(Path(run_dir) / "run.sqlite")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- run-level key/value -------------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT INTO run(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM run WHERE key=?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    def event(self, kind: str, **payload: Any) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT INTO events(ts, kind, payload) VALUES (?, ?, ?)",
+                (time.time(), kind, json.dumps(payload, default=str)),
+            )
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT ts, kind, payload FROM events" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
+        rows = self.db.execute(q, (kind,) if kind else ()).fetchall()
+        return [{"ts": r["ts"], "kind": r["kind"], **json.loads(r["payload"])} for r in rows]
+
+    # -- candidates ----------------------------------------------------------------------------------------
+
+    def add_candidates(
+        self, specs: list[RewardSpec], state: str = "proposed", proposed_round: int | None = None
+    ) -> list[RewardSpec]:
+        """Insert new candidates in one transaction; returns those actually inserted (ids are unique).
+
+        With `proposed_round`, the round is marked proposed in the same transaction, so a resumed run never
+        asks the proposer twice for one round (an LLM would answer differently the second time).
+        """
+        now = time.time()
+        added = []
+        with self.tx():
+            if proposed_round is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO run(key, value) VALUES (?, 'true')", (f"proposed_round_{proposed_round}",)
+                )
+            for s in specs:
+                cur = self.db.execute(
+                    "INSERT OR IGNORE INTO candidates(id, name, round, origin, source, description, parents,"
+                    " entrypoint, meta, state, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (s.id, s.name, s.round, s.origin, s.source, s.description, json.dumps(s.parents),
+                     s.entrypoint, json.dumps(s.meta), state, now, now),
+                )
+                if cur.rowcount:
+                    added.append(s)
+        return added
+
+    def set_candidate_state(
+        self, cid: str, state: str, reason: str | None = None, flags: list[str] | None = None
+    ) -> None:
+        if state not in CANDIDATE_STATES:
+            raise ValueError(f"candidate state {state!r}: expected one of {', '.join(CANDIDATE_STATES)}")
+        with self.tx():
+            if flags is None:
+                self.db.execute(
+                    "UPDATE candidates SET state=?, reason=?, updated=? WHERE id=?",
+                    (state, reason, time.time(), cid),
+                )
+            else:
+                self.db.execute(
+                    "UPDATE candidates SET state=?, reason=?, flags=?, updated=? WHERE id=?",
+                    (state, reason, json.dumps(flags), time.time(), cid),
+                )
+
+    def candidates(self, round: int | None = None) -> list[dict[str, Any]]:
+        q = "SELECT * FROM candidates" + (" WHERE round=?" if round is not None else "")
+        rows = self.db.execute(q + " ORDER BY round, created, id", (round,) if round is not None else ())
+        return [self._candidate_row(r) for r in rows.fetchall()]
+
+    def candidate(self, cid: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT * FROM candidates WHERE id=?", (cid,)).fetchone()
+        return self._candidate_row(row) if row else None
+
+    @staticmethod
+    def _candidate_row(r: sqlite3.Row) -> dict[str, Any]:
+        d = dict(r)
+        for k, default in (("parents", "[]"), ("meta", "{}"), ("flags", "[]")):
+            d[k] = json.loads(d.get(k) or default)
+        return d
+
+    @staticmethod
+    def spec_of(row: dict[str, Any]) -> RewardSpec:
+        return RewardSpec.from_dict(row)
+
+    # -- checks --------------------------------------------------------------------------------------------
+
+    def add_check(
+        self, cid: str, stage: str, ok: bool, reason: str | None, flags: list[str], details: dict[str, Any]
+    ) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO checks(candidate_id, stage, ok, reason, flags, details, created)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (cid, stage, int(ok), reason, json.dumps(flags), json.dumps(details, default=str), time.time()),
+            )
+
+    def checks(self, cid: str) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM checks WHERE candidate_id=? ORDER BY created", (cid,)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["ok"] = bool(d["ok"])
+            d["flags"] = json.loads(d["flags"])
+            d["details"] = json.loads(d["details"])
+            out.append(d)
+        return out
+
+    # -- trials --------------------------------------------------------------------------------------------
+
+    def upsert_trial(self, t: TrialRecord) -> None:
+        now = time.time()
+        with self.tx():
+            self.db.execute(
+                "INSERT INTO trials(id, candidate_id, kind, round, seed, rewards, state, reason, dir, wall_s,"
+                " metrics, curves, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET state=excluded.state, reason=excluded.reason, dir=excluded.dir,"
+                " wall_s=excluded.wall_s, metrics=excluded.metrics, curves=excluded.curves,"
+                " updated=excluded.updated",
+                (t.id, t.candidate_id, t.kind, t.round, t.seed, json.dumps(t.rewards), t.state, t.reason, t.dir,
+                 t.wall_s, json.dumps(t.metrics), json.dumps(t.curves), now, now),
+            )
+
+    def trial(self, tid: str) -> TrialRecord | None:
+        row = self.db.execute("SELECT * FROM trials WHERE id=?", (tid,)).fetchone()
+        return self._trial_row(row) if row else None
+
+    def trials(self, kind: str | None = None) -> list[TrialRecord]:
+        q = "SELECT * FROM trials" + (" WHERE kind=?" if kind else "") + " ORDER BY created, id"
+        return [self._trial_row(r) for r in self.db.execute(q, (kind,) if kind else ()).fetchall()]
+
+    @staticmethod
+    def _trial_row(r: sqlite3.Row) -> TrialRecord:
+        return TrialRecord(
+            id=r["id"], kind=r["kind"], round=r["round"], seed=r["seed"], rewards=json.loads(r["rewards"]),
+            candidate_id=r["candidate_id"], state=r["state"], reason=r["reason"], dir=r["dir"],
+            wall_s=r["wall_s"], metrics=json.loads(r["metrics"] or "{}"), curves=json.loads(r["curves"] or "[]"),
+        )
+
+    # -- evals ---------------------------------------------------------------------------------------------
+
+    def add_eval(self, e: EvalRecord) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO evals(trial_id, split, n, accuracy, flex_accuracy, extraction_rate, f1,"
+                " ci_lo, ci_hi, item_ids, correct, flex_correct, extracted, wall_s, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (e.trial_id, e.split, e.n, e.accuracy, e.flex_accuracy, e.extraction_rate, e.f1, e.ci95[0],
+                 e.ci95[1], json.dumps(e.item_ids), json.dumps(e.correct), json.dumps(e.flex_correct),
+                 json.dumps(e.extracted), e.wall_s, time.time()),
+            )
+
+    def eval(self, trial_id: str, split: str) -> EvalRecord | None:
+        row = self.db.execute(
+            "SELECT * FROM evals WHERE trial_id=? AND split=?", (trial_id, split)
+        ).fetchone()
+        return self._eval_row(row) if row else None
+
+    def evals(self, split: str | None = None) -> list[EvalRecord]:
+        q = "SELECT * FROM evals" + (" WHERE split=?" if split else "") + " ORDER BY created"
+        return [self._eval_row(r) for r in self.db.execute(q, (split,) if split else ()).fetchall()]
+
+    @staticmethod
+    def _eval_row(r: sqlite3.Row) -> EvalRecord:
+        return EvalRecord(
+            trial_id=r["trial_id"], split=r["split"], item_ids=json.loads(r["item_ids"]),
+            correct=json.loads(r["correct"]), flex_correct=json.loads(r["flex_correct"]),
+            extracted=json.loads(r["extracted"]), accuracy=r["accuracy"], flex_accuracy=r["flex_accuracy"],
+            extraction_rate=r["extraction_rate"], f1=r["f1"], ci95=(r["ci_lo"], r["ci_hi"]), wall_s=r["wall_s"],
+        )
+
+    # -- feedback ------------------------------------------------------------------------------------------
+
+    def set_feedback(self, round: int, payload: dict[str, Any]) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO feedback(round, payload, created) VALUES (?,?,?)",
+                (round, json.dumps(payload, default=str), time.time()),
+            )
+
+    def feedback(self, round: int) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT payload FROM feedback WHERE round=?", (round,)).fetchone()
+        return json.loads(row["payload"]) if row else None

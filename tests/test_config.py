@@ -1,0 +1,80 @@
+"""Config tree: presets load, overrides are strict, bad values fail on one line naming key and value.
+
+    python -m pytest tests/test_config.py -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rewardsearch.config import PRESETS, Config, ConfigError, load_config, parse_overrides
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_shipped_preset_loads(name: str) -> None:
+    cfg = load_config(preset=name)
+    assert isinstance(cfg, Config)
+
+
+def test_paper_preset_matches_the_published_setting() -> None:
+    cfg = load_config(preset="paper")
+    assert cfg.model.name == "meta-llama/Llama-3.2-3B-Instruct"
+    assert cfg.task.name == "gsm8k"
+    assert (cfg.search.rounds, cfg.search.candidates_per_round, cfg.screen.steps) == (5, 10, 500)
+    assert (cfg.model.lora.r, cfg.model.lora.alpha, cfg.model.lora.target_modules) == (32, 32, "all-linear")
+    assert cfg.screen.learning_rate == 5e-6 and cfg.screen.num_generations == 4
+    assert cfg.screen.lr_scheduler == "cosine" and cfg.screen.weight_decay == 0.1
+    assert cfg.screen.warmup_ratio == 0.1 and cfg.screen.max_grad_norm == 1.0
+    assert cfg.proposer.name == "llm" and cfg.proposer.base_url
+
+
+def test_overrides_apply_with_types() -> None:
+    cfg = load_config(preset="smoke", overrides=["screen.steps=7", "task.name=gsm8k", "seed=3"])
+    assert (cfg.screen.steps, cfg.task.name, cfg.seed) == (7, "gsm8k", 3)
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key 'screen.step' \(did you mean 'screen.steps'\?\)"):
+        load_config(preset="smoke", overrides=["screen.step=3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("screen.steps=0", "screen.steps=0"),
+        ("task.name=mnist", "task.name='mnist'"),
+        ("eval.dev_size=abc", "eval.dev_size='abc'"),
+        ("screen.num_generations=1", "screen.num_generations=1"),
+        ("proposer.name=gpt", "proposer.name='gpt'"),
+    ],
+)
+def test_bad_value_is_one_line_naming_key_and_value(override: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(preset="smoke", overrides=[override])
+    msg = str(info.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_cross_field_error_names_both_keys() -> None:
+    with pytest.raises(ConfigError, match="proposer.base_url"):
+        load_config(overrides=["proposer.name=llm"])
+
+
+def test_malformed_override_and_missing_file() -> None:
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_overrides(["screen.steps"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(path="/nonexistent/config.yaml")
+    with pytest.raises(ConfigError, match="did you mean 'smoke'"):
+        load_config(preset="smok")
+
+
+def test_yaml_file_and_hash(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("search:\n  rounds: 2\n")
+    a = load_config(path=p)
+    assert a.search.rounds == 2
+    assert a.hash() != load_config(path=p, overrides=["seed=1"]).hash()
+    assert a.hash() == load_config(path=p).hash()
