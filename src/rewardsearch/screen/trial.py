@@ -141,6 +141,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         bf16=dtype == torch.bfloat16,
         fp16=False,
         disable_tqdm=True,
+        gradient_checkpointing=False,  # GRPO here is generation-bound; recomputing activations only costs time
         dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(
