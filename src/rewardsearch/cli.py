@@ -107,7 +107,7 @@ def status(
         return
     table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}")
     for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flags"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("name", "dev acc", "95% CI"))
     for r in st["candidates"]:
         d = r["dev"]
         table.add_row(

@@ -69,7 +69,9 @@ class LocalExecutor:
         on_done: Callable[[Job, Outcome], None],
         on_start: Callable[[Job], None] | None = None,
         poll_s: float = 0.5,
+        on_poll: Callable[[list[Job]], None] | None = None,
     ) -> None:
+        """Run `jobs`, at most `slots` at once; `on_poll(running_jobs)` is called every `poll_s` (progress)."""
         pending = list(jobs)
         running: dict[str, tuple[Job, subprocess.Popen, float, object]] = {}
         try:
@@ -87,6 +89,8 @@ class LocalExecutor:
                     if on_start:
                         on_start(job)
                 time.sleep(poll_s)
+                if on_poll:
+                    on_poll([job for job, *_ in running.values()])
                 for tid in list(running):
                     job, proc, t0, log = running[tid]
                     rc = proc.poll()

@@ -114,6 +114,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001 - TRL's callback signature
             if any(r.quarantined for r in sandboxed):
                 control.should_training_stop = True
+            # The driver shows live progress from this file; it is rewritten whole, so it is never half-read.
+            _atomic_write_json(out / "progress.json", {"step": state.global_step, "max_steps": state.max_steps})
             return control
 
     per_step = screen.prompts_per_step * screen.num_generations

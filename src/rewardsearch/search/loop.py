@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from rewardsearch.config import Config
 from rewardsearch.execute.local import Job, LocalExecutor, Outcome
@@ -199,21 +199,35 @@ class Search:
             return
         names = {tid: (store.candidate(cid)["name"] if cid else "baseline") for tid, (cid, _) in meta.items()}  # type: ignore[index]
         with Progress(
-            TextColumn("[bold]round {task.fields[round]}[/] screening"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]round {task.fields[round]}[/]"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=self.console, transient=False,
         ) as progress:
-            bar = progress.add_task("screen", total=len(jobs), round=r)
+            bar = progress.add_task("screen", total=len(jobs), round=f"{r}: trials")
+
+            steps: dict[str, TaskID] = {}
 
             def on_start(job: Job) -> None:
                 store.event("trial_started", trial=job.trial_id)
                 progress.console.log(f"  training {names[job.trial_id]} ({job.trial_id})")
+                steps[job.trial_id] = progress.add_task(
+                    "trial", total=cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
+                )
+
+            def on_poll(running: list[Job]) -> None:
+                for job in running:
+                    try:
+                        p = json.loads((job.spec_path.parent / "progress.json").read_text())
+                    except (OSError, ValueError):
+                        continue  # not written yet (model loading) or being replaced
+                    progress.update(steps[job.trial_id], completed=p.get("step", 0))
 
             def on_done(job: Job, outcome: Outcome) -> None:
                 cid, rec = meta[job.trial_id]
                 self._collect(job, outcome, cid, rec)
+                progress.remove_task(steps.pop(job.trial_id))
                 progress.advance(bar)
 
-            LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start)
+            LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start, on_poll=on_poll)
 
     def _collect(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord) -> None:
         """Read a finished trial's files into the store: trial, dev eval, candidate state."""
