@@ -81,9 +81,11 @@ def summarize(ms: list[float]) -> dict:
     }
 
 
-def timed(fn, kwargs: dict, calls: int) -> list[float]:
+def timed(fn, kwargs: dict, calls: int, gap_s: float = 0.0) -> list[float]:
     out = []
     for _ in range(calls):
+        if gap_s:
+            time.sleep(gap_s)  # the trainer generating the next batch
         t0 = time.perf_counter()
         fn(**kwargs)
         out.append((time.perf_counter() - t0) * 1000.0)
@@ -138,7 +140,7 @@ def main() -> None:
     result = {
         "benchmark": "sandbox_latency",
         "label": args.label,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "machine": {
             "platform": platform.platform(),

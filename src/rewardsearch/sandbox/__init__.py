@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rewardsearch.config import SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.sandbox.levels import SandboxUnavailable, describe_machine, resolve_level
 from rewardsearch.sandbox.probe import CheckResult, dry_run
 from rewardsearch.sandbox.runner import SandboxedReward
 from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_check
@@ -18,10 +19,13 @@ from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_ch
 __all__ = [
     "ALLOWED_MODULES",
     "CheckResult",
+    "SandboxUnavailable",
     "SandboxedReward",
     "StaticResult",
     "check_reward",
+    "describe_machine",
     "dry_run",
+    "resolve_level",
     "static_check",
 ]
 
