@@ -75,6 +75,10 @@ def resolve_level(cfg: SandboxConfig) -> str:
                 f"sandbox.level={level!r} is not available here: {why}; available: {', '.join(found['available'])}"
             )
     if level in WEAK_LEVELS and not cfg.allow_weak:
+        if cfg.level != "auto":
+            raise SandboxUnavailable(
+                f"sandbox.level={level!r} is the weak level (no OS isolation); set sandbox.allow_weak=true to use it"
+            )
         reasons = "; ".join(f"{k}: {v}" for k, v in found["levels"].items() if v)
         raise SandboxUnavailable(
             f"only the weak sandbox level {level!r} (no OS isolation) is available here ({reasons}); "

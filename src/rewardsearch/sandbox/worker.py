@@ -86,6 +86,12 @@ PRELOAD = ALLOWED_MODULES + (
     "encodings.unicode_escape", "encodings.raw_unicode_escape", "encodings.idna", "encodings.punycode",
 )  # fmt: skip
 
+# Testing aid (guards off): what an attacker who escaped the Python guards would import first. Preloaded so
+# that the adversarial tests meet the OS boundary with capable code, not with an unreadable stdlib.
+ATTACKER_PRELOAD = (
+    "socket", "subprocess", "threading", "random", "time", "shutil", "pathlib", "http.client", "importlib",
+)  # fmt: skip
+
 SAFE_BUILTINS = (
     "abs", "all", "any", "ascii", "bin", "bool", "bytearray", "bytes", "callable", "chr", "classmethod",
     "complex", "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hasattr", "hash",
@@ -490,6 +496,9 @@ def serve(proto_in: int, proto_out: int) -> None:
     init = json.loads(first)
     nonce = str(init.get("nonce", ""))
     plan = init.get("plan") or {}
+    if not init.get("guards", True):
+        for name in ATTACKER_PRELOAD:
+            __import__(name)
     try:
         applied = isolate(plan, (proto_in, proto_out))
         call_filter = isolation.build_filter("call") if plan.get("seccomp") else None
@@ -533,6 +542,7 @@ def probe_level(plan: dict) -> str | None:
             isolate(plan, (w,))
             if plan.get("seccomp"):
                 isolation.install_filter(isolation.build_filter("call"))
+                socket = sys.modules["socket"]
                 try:
                     socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     message = "seccomp did not deny socket()"
@@ -560,8 +570,7 @@ def probe_level(plan: dict) -> str | None:
 
 def probe() -> dict:
     """What this machine allows, level by level (the plans mirror levels.plan_for)."""
-    global socket
-    import socket  # before isolation makes the stdlib unreadable
+    import socket  # noqa: F401  (before isolation makes the stdlib unreadable; probe_level uses sys.modules)
 
     root = os.geteuid() == 0
     abi = isolation.landlock_abi()
