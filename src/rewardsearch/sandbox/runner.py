@@ -68,6 +68,7 @@ FSIZE_LIMIT_BYTES = 1024 * 1024
 NOFILE_LIMIT = 64
 WORKER_CPU_S = 3600  # total CPU of one worker's processes together is not limited; each one's is, by this
 PARENT_GRACE_S = 1.0  # past the zygote's own deadline, before this side kills the whole worker
+STOP_GRACE_S = 1.0  # for a worker to exit by itself (after EOF, or after its zygote was killed)
 # Worker reply kinds this side knows; anything else is reported as "error".
 _KINDS = frozenset({"load", "timeout", "crash", "error", "bad_result", "protocol", "input", "output", "isolation"})
 STDERR_TAIL_BYTES = 2000
@@ -118,6 +119,39 @@ def _encode_kwargs(kwargs: dict[str, Any]) -> tuple[str, list[str]]:
     return "{" + ", ".join(parts) + "}", dropped
 
 
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+class _ZygoteHandle:
+    """The worker's zygote, killable without a pid-reuse race where the kernel offers pidfds."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def kill(self) -> None:
+        try:
+            if self.fd is not None:
+                signal.pidfd_send_signal(self.fd, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass  # already gone
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"non-finite number {name} in reply")
 
@@ -154,6 +188,7 @@ class SandboxedReward:
         self._total_ms = 0.0
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._zygote: _ZygoteHandle | None = None
         self._tmpdir: str | None = None
         self._stderr: Any = None
         self._rbuf = b""
@@ -230,8 +265,8 @@ class SandboxedReward:
                 self._total_ms += elapsed
 
     def close(self) -> None:
-        """Kill the worker and remove its temporary directory; safe to call twice."""
-        self._stop_worker()
+        """Stop the worker and remove its temporary directory; safe to call twice."""
+        self._stop_worker(graceful=True)
         if self._tmpdir is not None and self._owner_pid == os.getpid():
             shutil.rmtree(self._tmpdir, ignore_errors=True)
         self._tmpdir = None
@@ -269,7 +304,7 @@ class SandboxedReward:
     def _ensure_worker(self) -> None:
         if self._proc is not None and self._owner_pid != os.getpid():
             # A forked child holds a copy of our handle; the worker belongs to the parent. Start our own.
-            self._proc, self._stderr, self._tmpdir, self._rbuf = None, None, None, b""
+            self._proc, self._zygote, self._stderr, self._tmpdir, self._rbuf = None, None, None, None, b""
             self._owner_pid = os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return
@@ -327,6 +362,9 @@ class SandboxedReward:
         try:
             self._write((json.dumps(init) + "\n").encode(), deadline)
             reply = self._read_reply(deadline)
+            if "zygote_pid" in reply and reply.get("nonce") == nonce:
+                self._zygote = _ZygoteHandle(int(reply["zygote_pid"]))
+                reply = self._read_reply(deadline)
         except _CallFailed as exc:
             raise _CallFailed("load", f"worker did not load the code: {exc}", kill=True) from None
         if reply.get("nonce") != nonce:
@@ -339,23 +377,37 @@ class SandboxedReward:
                               kill=True)  # fmt: skip
         self.applied = [str(m) for m in reply.get("applied", [])]
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, graceful: bool = False) -> None:
+        """Stop the worker and everything below it; leave no process and no zombie behind.
+
+        graceful (close()): EOF on stdin, and an idle zygote kills its spare child and exits. Otherwise, or if
+        that takes too long: SIGKILL the zygote (its call children die with it: pid namespace or parent-death
+        signal) and let W, their subreaper, reap them and exit. Last resort: SIGKILL the process group.
+        """
         proc, self._proc = self._proc, None
+        zygote, self._zygote = self._zygote, None
         if proc is not None and self._owner_pid == os.getpid():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: anything it spawned goes too
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                pass  # unkillable (D state); the kernel reaps it later, nothing more we can do
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe is not None:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            if not (graceful and _wait(proc, STOP_GRACE_S)):
+                if zygote is not None and proc.poll() is None:
+                    zygote.kill()  # W is alive, so Z's pid still names Z (W has not reaped it)
+                if not _wait(proc, STOP_GRACE_S):
                     try:
-                        pipe.close()
-                    except OSError:
+                        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: anything it spawned goes too
+                    except (ProcessLookupError, PermissionError):
                         pass
+                    _wait(proc, 5.0)  # unkillable (D state): the kernel reaps it later, nothing more to do
+            if proc.stdout is not None:
+                try:
+                    proc.stdout.close()
+                except OSError:
+                    pass
+        if zygote is not None:
+            zygote.close()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

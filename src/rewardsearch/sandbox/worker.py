@@ -6,8 +6,9 @@ only the standard library and `isolation.py` beside it (never rewardsearch), so 
 
 Processes:
 - **W**, the started process, trusted: preloads the allowlisted modules (after isolation the stdlib may be
-  unreadable), reads the init message, and at level `strict` unshares the namespaces and forks Z, then only
-  waits for Z and exits with its status. At other levels W becomes Z itself.
+  unreadable), reads the init message, unshares the namespaces (at `strict`), forks Z and reports Z's pid,
+  then only reaps: it is a child subreaper, so nothing below it is left as a zombie for the machine's init,
+  and it exits with Z's status once nothing is left.
 - **Z**, the zygote (pid 1 of the sandbox's pid namespace at `strict`), trusted: applies the isolation of the
   level (isolation.py: private /proc, private uid, Landlock, seccomp), compiles the source once, and for the
   load check and for every call forks a child. **Z never runs candidate code**, so nothing a call does can
@@ -20,10 +21,11 @@ Processes:
 
 Protocol (stdin in, the saved original stdout out; one line per message):
     -> {"source", "entrypoint", "nonce", "score_bound", "call_timeout_s", "cpu_s", "plan", "guards"}
+    <- {"nonce", "zygote_pid"}                      (from W; absent when the namespaces cannot be created)
     <- {"nonce", "ok": true, "level", "applied": [...]} | {"nonce", "ok": false, "kind", "error"}
     -> NONCE SPACE {"prompts": [...], "completions": [...], "kwargs": {...}}
     <- {"nonce", "ok": true, "scores": [float | null, ...]} | {"nonce", "ok": false, "kind", "error"}
-The worker exits when stdin closes. `python worker.py --probe` instead tries every level in throw-away
+The worker exits when stdin closes (Z kills its spare child first, W reaps everything). `python worker.py --probe` instead tries every level in throw-away
 children and prints which ones this machine supports (one JSON object).
 
 What is guaranteed here:
@@ -379,7 +381,7 @@ class Zygote:
             if readable:
                 chunk = os.read(child.from_child, 1 << 16)
                 if not chunk:
-                    return self._ended_without_reply(child, nonce, data)
+                    return self._ended_without_reply(child, nonce, deadline)
                 data += chunk
                 if len(data) > MAX_REPLY_BYTES:
                     self._kill(child.pid)
@@ -388,8 +390,8 @@ class Zygote:
         self.replied = child.pid  # reaped by the next prepare(), after this reply is on its way
         return bytes(data).partition(b"\n")[0] + b"\n"
 
-    def _ended_without_reply(self, child: _Child, nonce: str, data: bytearray) -> bytes:
-        status = self._reap_by(child.pid, time.monotonic() + self.timeout)
+    def _ended_without_reply(self, child: _Child, nonce: str, deadline: float) -> bytes:
+        status = self._reap_by(child.pid, deadline)
         code = os.waitstatus_to_exitcode(status) if status is not None else None
         if code is None:
             what, kind = "closed its reply pipe and was killed at the deadline", "timeout"
@@ -413,13 +415,20 @@ class Zygote:
                 return None
             time.sleep(0.0005)
 
+    def shutdown(self) -> None:
+        """Kill and reap the spare and the last child, so that nothing outlives Z."""
+        for pid in (self.spare.pid if self.spare else None, self.replied):
+            if pid is not None:
+                self._kill(pid)
+        self.spare = self.replied = None
+
     @staticmethod
     def _kill(pid: int) -> None:
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
             pass
-        os.waitpid(pid, 0)
 
 
 # -- W and Z: setup ------------------------------------------------------------------------------------------
@@ -447,24 +456,50 @@ def stdlib_paths() -> list[str]:
     return [p for p in sys.path if p and os.path.exists(p)]
 
 
-def isolate(plan: dict, keep_fds: tuple[int, ...]) -> list[str]:
-    """Apply `plan` (see isolation.py); returns in Z with the list of mechanisms applied.
+PR_SET_CHILD_SUBREAPER = 36
 
-    At `strict` this process (W) unshares, forks Z and never returns: it waits for Z and exits with Z's
-    status. Raises OSError (in Z, or in W before the fork) when a mechanism cannot be applied.
+
+def fork_zygote(plan: dict, report, keep_fds: tuple[int, ...]) -> None:
+    """In W: unshare the namespaces (at `strict`), fork Z, and return only in Z.
+
+    W calls `report(z_pid)` (Z's pid as the parent sees it), releases Z, and then only reaps: it is a child
+    subreaper, so call children orphaned by a dying Z are reparented to W rather than to the machine's init
+    (which, in a container, may never reap them). W exits with Z's status once nothing is left to reap.
+    Raises OSError in W (before the fork) when the namespaces cannot be created.
     """
-    applied: list[str] = []
-    parent = os.getppid()
+    isolation.prctl(PR_SET_CHILD_SUBREAPER, 1)
     if plan.get("namespaces"):
         isolation.unshare_namespaces(user=bool(plan.get("userns")))
-        pid = os.fork()
-        if pid != 0:  # W: keep nothing open, outlive nobody
-            for fd in keep_fds:
-                os.close(fd)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            _, status = os.waitpid(pid, 0)
-            os._exit(max(0, os.waitstatus_to_exitcode(status)))
-        parent = os.getppid()
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)  # wait until W has reported our pid: its line must precede ours
+        os.close(go_r)
+        return
+    os.close(go_r)
+    try:
+        report(pid)
+    finally:
+        os.close(go_w)
+    for fd in keep_fds:
+        os.close(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = 0
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(code)
+        if done == pid:
+            code = max(0, os.waitstatus_to_exitcode(status))
+
+
+def isolate_zygote(plan: dict) -> list[str]:
+    """In Z: apply the rest of `plan` (see isolation.py); the list of mechanisms applied. Raises OSError."""
+    applied: list[str] = []
+    parent = os.getppid()  # 0 inside a new pid namespace: W lives outside it
+    if plan.get("namespaces"):
         isolation.private_proc()
         applied.append("namespaces(net,pid,mount,ipc,uts" + (",user)" if plan.get("userns") else ")"))
     if plan.get("uid") is not None:
@@ -488,7 +523,7 @@ def isolate(plan: dict, keep_fds: tuple[int, ...]) -> list[str]:
 
 
 def serve(proto_in: int, proto_out: int) -> None:
-    # W reads the init line; at `strict` Z inherits this reader (and whatever it buffered) through the fork.
+    # W reads the init line; Z inherits this reader (and whatever it buffered) through the fork.
     reader = os.fdopen(proto_in, "rb")
     first = reader.readline()
     if not first:
@@ -499,12 +534,22 @@ def serve(proto_in: int, proto_out: int) -> None:
     if not init.get("guards", True):
         for name in ATTACKER_PRELOAD:
             __import__(name)
-    try:
-        applied = isolate(plan, (proto_in, proto_out))
-        call_filter = isolation.build_filter("call") if plan.get("seccomp") else None
-    except BaseException as exc:
+
+    def isolation_failed(exc: BaseException) -> None:
         write_all(proto_out, encode({"nonce": nonce, "ok": False, "kind": "isolation",
                                      "error": f"sandbox level {plan.get('level')!r}: {describe(exc)}"}))  # fmt: skip
+
+    try:
+        fork_zygote(plan, lambda pid: write_all(proto_out, encode({"nonce": nonce, "zygote_pid": pid})),
+                    (proto_in, proto_out))  # fmt: skip
+    except BaseException as exc:
+        isolation_failed(exc)
+        return
+    try:
+        applied = isolate_zygote(plan)
+        call_filter = isolation.build_filter("call") if plan.get("seccomp") else None
+    except BaseException as exc:
+        isolation_failed(exc)
         return
     try:
         code = compile(init["source"], REWARD_FILENAME, "exec", dont_inherit=True)
@@ -516,18 +561,19 @@ def serve(proto_in: int, proto_out: int) -> None:
     if reply.get("ok") is True:
         reply.update(level=plan.get("level", "process"), applied=applied)
     write_all(proto_out, encode(reply))
-    if reply.get("ok") is not True:
-        return
-    while True:
-        try:
-            zygote.prepare()  # the next call's child, forked while the parent is busy elsewhere
-        except OSError:
-            pass  # run() tries again and reports it
-        line = reader.readline()
-        if not line:
-            return
-        nonce_bytes, _, payload = line.rstrip(b"\n").partition(b" ")
-        write_all(proto_out, zygote.run(nonce_bytes.decode("ascii", "replace"), payload))
+    try:
+        while reply.get("ok") is True:
+            try:
+                zygote.prepare()  # the next call's child, forked while the parent is busy elsewhere
+            except OSError:
+                pass  # run() tries again and reports it
+            line = reader.readline()
+            if not line:
+                break
+            nonce_bytes, _, payload = line.rstrip(b"\n").partition(b" ")
+            write_all(proto_out, zygote.run(nonce_bytes.decode("ascii", "replace"), payload))
+    finally:
+        zygote.shutdown()
 
 
 # -- detection -----------------------------------------------------------------------------------------------
@@ -539,7 +585,8 @@ def probe_level(plan: dict) -> str | None:
         os.close(r)
         message = "ok"
         try:
-            isolate(plan, (w,))
+            fork_zygote(plan, lambda pid: None, (w,))
+            isolate_zygote(plan)
             if plan.get("seccomp"):
                 isolation.install_filter(isolation.build_filter("call"))
                 socket = sys.modules["socket"]
