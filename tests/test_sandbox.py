@@ -374,7 +374,7 @@ import re
 def reward(prompts, completions, answer, **kwargs):
     scores = []
     for c, gold in zip(completions, answer):
-        text = c[0]["content"]
+        text = c if isinstance(c, str) else c[0]["content"]
         m = re.fullmatch(r"<thinking>(.+?)</thinking><solution>(.+?)</solution>", text, re.DOTALL)
         if m is None:
             scores.append(0.0)
@@ -402,7 +402,8 @@ def test_dry_run_flags_format_only_reward():
     source = make("return [1.0 if '<solution>' in c[0]['content'] else 0.0 for c in completions]", header="")
     result = dry_run(RewardSpec(name="reward", source=source), CFG, SAMPLES)
     assert result.ok
-    assert {"format_only", "golden_pair_violated", "number_spam"} <= set(result.flags)
+    assert {"format_only", "golden_pair:wrong", "number_spam", "plain_form_fails"} <= set(result.flags)
+    assert result.details["evidence"]["format_only"]["kind"] == "empty_formatted"
 
 
 def test_dry_run_rejects_index_dependence():
