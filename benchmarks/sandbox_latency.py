@@ -8,6 +8,8 @@ sides get the same warm-up and the same inputs; the in-process baseline is measu
 two columns are comparable on a loaded machine. Writes one JSON file to `benchmarks/results/` with the
 machine, date, versions, git commit, the sandbox level and median/p90/p99/mean for both sides.
 
+With `--before REV` the runner of an older revision (copied out of git) is measured in the same run too.
+
 Not measured: worker start-up (paid once per reward and trial) and the dry-run probe suite.
 """
 
@@ -92,6 +94,22 @@ def timed(fn, kwargs: dict, calls: int, gap_s: float = 0.0) -> list[float]:
     return out
 
 
+def load_runner_from(rev: str, into: Path) -> type:
+    """`SandboxedReward` as it was at git revision `rev` (runner.py + worker.py copied out), for a side-by-side run."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("runner.py", "worker.py"):
+        text = subprocess.run(["git", "show", f"{rev}:src/rewardsearch/sandbox/{name}"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout  # fmt: skip
+        (into / name).write_text(text)
+    spec = importlib.util.spec_from_file_location("rewardsearch_sandbox_runner_before", into / "runner.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SandboxedReward
+
+
 def git_commit() -> str | None:
     try:
         return subprocess.run(
@@ -108,6 +126,12 @@ def main() -> None:
     ap.add_argument("--label", default="run")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
     ap.add_argument("--level", default=None, help="sandbox.level to use (default: the config default)")
+    ap.add_argument("--before", default=None, metavar="REV",
+                    help="also measure the runner of git revision REV (e.g. the pre-hardening b163ef0) side by side")
+    ap.add_argument("--gap-ms", type=float, default=50.0,
+                    help="idle time before each call in the 'spaced' series (the trainer generating the next batch)")
+    ap.add_argument("--step-s", type=float, default=1.0,
+                    help="GRPO step time the overhead is compared with (1 s: the tiny test model on CPU; real steps are longer)")
     args = ap.parse_args()
 
     kwargs = make_batch()
@@ -117,6 +141,18 @@ def main() -> None:
     cfg = SandboxConfig(**({"level": args.level} if args.level else {}))
     spec = RewardSpec(name="reward", source=REWARD)
 
+    before_ms: list[float] = []
+    if args.before:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            Before = load_runner_from(args.before, Path(tmp))
+            with Before(spec, SandboxConfig()) as old:
+                if old(**kwargs) != inproc(**kwargs):
+                    raise SystemExit(f"the runner of {args.before} scores differently")
+                timed(old, kwargs, args.warmup)
+                before_ms = timed(old, kwargs, args.calls)
+
     with SandboxedReward(spec, cfg) as sandboxed:
         expected = inproc(**kwargs)
         got = sandboxed(**kwargs)
@@ -124,18 +160,21 @@ def main() -> None:
             raise SystemExit(f"sandboxed scores {got} differ from in-process scores {expected}")
         timed(inproc, kwargs, args.warmup)
         timed(sandboxed, kwargs, args.warmup)
-        # interleave the two sides in blocks so that machine load hits both alike
+        # interleave the sides in blocks so that machine load hits them alike
         base_ms: list[float] = []
         sand_ms: list[float] = []
+        spaced_ms: list[float] = []
         block = 50
         for _ in range(max(1, args.calls // block)):
             base_ms += timed(inproc, kwargs, block)
             sand_ms += timed(sandboxed, kwargs, block)
+            spaced_ms += timed(sandboxed, kwargs, block // 5, args.gap_ms / 1000.0)
         stats = sandboxed.stats
-        level = stats.get("sandbox_level", "process (pre-hardening seam)")
+        level = stats.get("sandbox_level") or "process (pre-hardening seam)"
+        mechanisms = stats.get("sandbox_mechanisms")
         failures = sandboxed.failures
 
-    base, sand = summarize(base_ms), summarize(sand_ms)
+    base, sand, spaced = summarize(base_ms), summarize(sand_ms), summarize(spaced_ms)
     chars = sum(len(c[0]["content"]) for c in kwargs["completions"]) / BATCH
     result = {
         "benchmark": "sandbox_latency",
@@ -152,16 +191,26 @@ def main() -> None:
         "versions": {"python": sys.version.split()[0], "implementation": platform.python_implementation()},
         "workload": {"batch": BATCH, "chars_per_completion": chars, "reward": "regex solution + number + layout"},
         "sandbox_level": level,
+        "sandbox_mechanisms": mechanisms,
         "failures": failures,
         "in_process": base,
         "sandboxed": sand,
+        "sandboxed_spaced": {**spaced, "gap_ms": args.gap_ms},
+        "before": {**summarize(before_ms), "revision": args.before} if before_ms else None,
         "overhead_median_ms": sand["median_ms"] - base["median_ms"],
+        "overhead_median_ms_spaced": spaced["median_ms"] - base["median_ms"],
+        "grpo_step_s_assumed": args.step_s,
+        "share_of_step_back_to_back": sand["median_ms"] / 1000.0 / args.step_s,
+        "share_of_step_spaced": spaced["median_ms"] / 1000.0 / args.step_s,
+        "notes": "sandboxed: calls back to back (each waits for the fresh child the previous call's exit "
+        "triggers); sandboxed_spaced: gap_ms idle before each call, as between GRPO steps",
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = args.out / f"sandbox_latency-{stamp}-{args.label}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({"file": str(path), "level": level, "in_process": base, "sandboxed": sand}, indent=1))
+    print(json.dumps({"file": str(path), "level": level, "in_process": base, "sandboxed": sand,
+                      "sandboxed_spaced": spaced, "before": result["before"]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -318,6 +318,7 @@ class SandboxedReward:
     def _spawn(self) -> None:
         if self.level is None:
             self.level = levels.resolve_level(self.cfg)  # raises SandboxUnavailable: loud, not a failure
+            log.info("sandbox: reward %r runs at level %r", self.__name__, self.level)
         plan = levels.plan_for(self.level)
         if self.level in levels.WEAK_LEVELS:
             log.warning("sandbox: starting a worker for %r at the weak level %r (no OS isolation; "

@@ -21,10 +21,10 @@ Identifiers are compared after NFKC normalization, as Python itself does (`impor
 
 What is NOT guaranteed: this is a filter for honest-but-careless code, not a Python-level security boundary.
 Python has too many reflective paths (aliasing a module before taking its attributes, strings built at run
-time and fed to eval-like stdlib helpers) for an AST check to close them all. Containment comes from the
-worker process (`sandbox/worker.py`, `sandbox/runner.py`): a separate interpreter with an empty environment,
-restricted builtins, a guarded import, resource limits and a wall-clock deadline; later layers (namespaces,
-seccomp, landlock) harden that process, not this check.
+time and fed to eval-like stdlib helpers, format strings built at run time) for an AST check to close them
+all. Containment comes from the worker (`worker.py`, `runner.py`): restricted builtins and a guarded import,
+then the OS layer of `isolation.py` (namespaces, a private uid, Landlock, seccomp), resource limits and
+deadlines. The adversarial tests run every hostile case with this check switched off, to prove that.
 """
 
 from __future__ import annotations

@@ -406,14 +406,26 @@ class Zygote:
 
     def _reap_by(self, pid: int, deadline: float) -> int | None:
         """waitpid with a deadline (SIGKILL at it); the wait status, or None if it had to be killed."""
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return status
-            if time.monotonic() >= deadline:
-                self._kill(pid)
-                return None
-            time.sleep(0.0005)
+        try:
+            pidfd = os.pidfd_open(pid)  # readable when the process exits: no polling, no oversleeping
+        except (AttributeError, OSError):
+            pidfd = None  # kernel < 5.3
+        try:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    return status
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._kill(pid)
+                    return None
+                if pidfd is not None:
+                    select.select([pidfd], [], [], remaining)
+                else:
+                    time.sleep(min(remaining, 0.0005))
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
 
     def shutdown(self) -> None:
         """Kill and reap the spare and the last child, so that nothing outlives Z."""
