@@ -23,7 +23,7 @@ from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox import SandboxedReward, check_reward, dry_run, static_check
 from rewardsearch.sandbox import static as static_mod
 from rewardsearch.sandbox import worker as worker_mod
-from rewardsearch.sandbox.runner import WORKER_ENV
+from rewardsearch.sandbox.runner import PARENT_GRACE_S, WORKER_ENV
 
 # Small limits keep every test within a couple of seconds.
 CFG = SandboxConfig(
@@ -239,7 +239,7 @@ def test_infinite_loop_hits_deadline(run):
     reward.start()  # worker startup is not part of the call's deadline
     started = time.monotonic()
     assert reward(**batch("a", "b")) == [None, None]
-    assert time.monotonic() - started < CFG.call_timeout_s + 1.0
+    assert time.monotonic() - started < CFG.call_timeout_s + PARENT_GRACE_S + 1.0  # generous: loaded CI
     assert (reward.failures, reward.timeouts) == (1, 1)
     assert "call child killed" in reward.last_error
     # the zygote killed only that call's child and survives: the next call needs no new worker
@@ -253,7 +253,7 @@ def test_loop_swallowing_base_exception_is_still_killed(run):
     reward.start()
     started = time.monotonic()
     assert reward(**batch("a")) == [None]
-    assert time.monotonic() - started < CFG.call_timeout_s + 1.0
+    assert time.monotonic() - started < CFG.call_timeout_s + PARENT_GRACE_S + 1.0  # generous: loaded CI
     assert reward.timeouts == 1
 
 

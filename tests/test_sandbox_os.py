@@ -111,6 +111,14 @@ def test_explicit_weak_level_needs_the_opt_in_even_where_better_exists():
         resolve_level(SandboxConfig(level="process"))
 
 
+def test_parent_is_made_non_dumpable_only_where_a_worker_could_read_it():
+    assert levels_mod.needs_parent_protection({"uid": None, "landlock": False, "namespaces": False})
+    assert not levels_mod.needs_parent_protection({"uid": None, "landlock": True, "namespaces": False})
+    assert not levels_mod.needs_parent_protection({"uid": 1 << 24, "landlock": False, "namespaces": False})
+    if ROOT and STRONGEST != "process":  # here every real plan separates the uid: this process stays dumpable
+        assert not levels_mod.needs_parent_protection(levels_mod.plan_for(STRONGEST))
+
+
 def test_plans_give_each_worker_its_own_uid():
     plans = [levels_mod.plan_for(STRONGEST) for _ in range(20)]
     if ROOT and STRONGEST != "process":

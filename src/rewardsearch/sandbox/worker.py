@@ -273,6 +273,7 @@ class Zygote:
 
     def child(self, from_z: int, to_z: int) -> None:
         """C's whole life: restrict, load, wait for the one message, run, reply, exit. Never returns."""
+        setup_error = fn = error = None
         try:
             os.closerange(3, min(from_z, to_z))  # the protocol pipes above all: the code talks only to Z
             os.closerange(min(from_z, to_z) + 1, max(from_z, to_z))
@@ -281,21 +282,21 @@ class Zygote:
             resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_s, self.cpu_s + 1))
             if self.call_filter is not None:
                 isolation.install_filter(self.call_filter)
-        except BaseException as exc:
-            write_all(to_z, encode({"nonce": "", "ok": False, "kind": "isolation",
-                                    "error": f"call child setup failed: {describe(exc)}"}))  # fmt: skip
-            os._exit(1)
-        fn = error = None
-        try:
-            fn = self.load()
-        except BaseException as exc:  # reported once the message (and its nonce) is here
-            error = describe(exc)
+        except BaseException as exc:  # no candidate code runs in a child that could not restrict itself
+            setup_error = f"call child setup failed: {describe(exc)}"
+        if setup_error is None:
+            try:
+                fn = self.load()
+            except BaseException as exc:  # reported once the message (and its nonce) is here
+                error = describe(exc)
         chunks = []
         while chunk := os.read(from_z, 1 << 20):
             chunks.append(chunk)
         nonce_bytes, _, payload = b"".join(chunks).partition(b" ")
         nonce = nonce_bytes.decode("ascii", "replace")
-        if error is not None:
+        if setup_error is not None:
+            reply = {"nonce": nonce, "ok": False, "kind": "isolation", "error": setup_error}
+        elif error is not None:
             prefix = "while loading the module: " if payload else ""
             reply = {"nonce": nonce, "ok": False, "kind": "load", "error": prefix + error}
         elif not payload:
