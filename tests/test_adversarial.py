@@ -370,6 +370,16 @@ def write_table(path: Path) -> None:
             r = cells.get((case.name, lv, m))
             row.append("-" if r is None else (r["got"] if r["match"] else f"**{r['got']} (expected {r['expected']})**"))
         lines.append(f"| {case.name} | " + " | ".join(row) + " |")
+    lines += ["", "| level/mode | cases run | as expected | rejected by static | failed (contained) | ok | probe reject | "
+              "probe accept | escapes |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for lv, m in columns:
+        rows = [r for r in TABLE if (r["level"], r["mode"]) == (lv, m)]
+
+        def count(prefix: str, rows: list[dict] = rows) -> int:
+            return sum(r["got"].startswith(prefix) for r in rows)
+
+        lines.append(f"| {lv}/{m} | {len(rows)} | {sum(r['match'] for r in rows)} | {count('static:')} | "
+                     f"{count('fail')} | {count('ok')} | {count('reject')} | {count('accept')} | {count('escape')} |")  # fmt: skip
     total = len(TABLE)
     bad = sum(not r["match"] for r in TABLE)
     escapes = [r for r in TABLE if r["got"].startswith("escape")]

@@ -236,7 +236,8 @@ ZYGOTE_DENY: dict[str, int] = {
     "bind": 49, "listen": 50, "socketpair": 53, "accept4": 288, "recvmmsg": 299, "sendmmsg": 307,
     # programs and other processes' memory
     "execve": 59, "execveat": 322, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
-    "kcmp": 312, "pidfd_getfd": 438,
+    "kcmp": 312, "pidfd_getfd": 438, "process_madvise": 440, "process_mrelease": 448, "migrate_pages": 256,
+    "move_pages": 279,
     # System V and POSIX IPC: state that would outlive a call (and, without namespaces, the worker)
     "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
     "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
@@ -248,11 +249,14 @@ ZYGOTE_DENY: dict[str, int] = {
     "lremovexattr": 198, "fremovexattr": 199, "utimes": 235, "mkdirat": 258, "mknodat": 259, "fchownat": 260,
     "futimesat": 261, "unlinkat": 263, "renameat": 264, "linkat": 265, "symlinkat": 266, "fchmodat": 268,
     "utimensat": 280, "fallocate": 285, "renameat2": 316, "memfd_create": 319, "fchmodat2": 452,
-    "setxattrat": 463, "removexattrat": 466, "name_to_handle_at": 303, "open_by_handle_at": 304,
+    "setxattrat": 463, "removexattrat": 466, "file_setattr": 469, "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
     # kernel interfaces a reward never needs (and that widen the attack surface)
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "bpf": 321,
     "perf_event_open": 298, "userfaultfd": 323, "add_key": 248, "request_key": 249, "keyctl": 250,
-    "fanotify_init": 300, "lookup_dcookie": 212,
+    "fanotify_init": 300, "lookup_dcookie": 212, "uselib": 134, "_sysctl": 156, "quotactl_fd": 443,
+    "memfd_secret": 447, "lsm_set_self_attr": 460, "statmount": 457, "listmount": 458, "open_tree_attr": 467,
+    "listns": 470, "modify_ldt": 154,
     # mounts, namespaces, identity, administration
     "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308,
     "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
