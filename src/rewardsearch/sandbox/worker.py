@@ -13,11 +13,12 @@ Processes:
   level (isolation.py: private /proc, private uid, Landlock, seccomp), compiles the source once, and for the
   load check and for every call forks a child. **Z never runs candidate code**, so nothing a call does can
   reach the next call: each child starts from Z's pristine memory.
-- **C**, one per call: closes every descriptor but its result pipe, sets its CPU limit, adds the per-call
-  seccomp filter (no processes, threads or signals), then executes the module body and calls the entrypoint
-  with restricted builtins and a guarded import, validates the result and writes one reply line. Z kills C
-  (SIGKILL) at the call deadline, reads at most MAX_REPLY_BYTES from it, and turns a death into a reply
-  ("killed by signal 11 (SIGSEGV)").
+- **C**, one per call, forked from Z ahead of time as a spare (so the fork and the module body are paid
+  between calls): closes every descriptor but its two pipes to Z, sets its CPU limit, adds the per-call
+  seccomp filter (no processes, threads or signals), executes the module body with restricted builtins and
+  a guarded import, then waits for its one message, calls the entrypoint, validates the result, writes one
+  reply line and exits. Z kills C (SIGKILL) at the call deadline, reads at most MAX_REPLY_BYTES from it,
+  turns a death into a reply ("killed by signal 11 (SIGSEGV)"), reaps it and forks the next spare.
 
 Protocol (stdin in, the saved original stdout out; one line per message):
     -> {"source", "entrypoint", "nonce", "score_bound", "call_timeout_s", "cpu_s", "plan", "guards"}
@@ -25,8 +26,9 @@ Protocol (stdin in, the saved original stdout out; one line per message):
     <- {"nonce", "ok": true, "level", "applied": [...]} | {"nonce", "ok": false, "kind", "error"}
     -> NONCE SPACE {"prompts": [...], "completions": [...], "kwargs": {...}}
     <- {"nonce", "ok": true, "scores": [float | null, ...]} | {"nonce", "ok": false, "kind", "error"}
-The worker exits when stdin closes (Z kills its spare child first, W reaps everything). `python worker.py --probe` instead tries every level in throw-away
-children and prints which ones this machine supports (one JSON object).
+The worker exits when stdin closes (Z kills its spare child first, W reaps everything).
+`python worker.py --probe` instead tries every level in throw-away children and prints which ones this
+machine supports (one JSON object).
 
 What is guaranteed here:
 - User prints cannot corrupt the protocol: fds 0, 1 and 2 (and `sys.std*`) point at /dev/null and the
