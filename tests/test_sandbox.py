@@ -23,7 +23,7 @@ from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox import SandboxedReward, check_reward, dry_run, static_check
 from rewardsearch.sandbox import static as static_mod
 from rewardsearch.sandbox import worker as worker_mod
-from rewardsearch.sandbox.runner import WORKER_ENV
+from rewardsearch.sandbox.runner import PARENT_GRACE_S, WORKER_ENV
 
 # Small limits keep every test within a couple of seconds.
 CFG = SandboxConfig(
@@ -239,9 +239,13 @@ def test_infinite_loop_hits_deadline(run):
     reward.start()  # worker startup is not part of the call's deadline
     started = time.monotonic()
     assert reward(**batch("a", "b")) == [None, None]
-    assert time.monotonic() - started < CFG.call_timeout_s + 1.0
+    assert time.monotonic() - started < CFG.call_timeout_s + PARENT_GRACE_S + 1.0  # generous: loaded CI
     assert (reward.failures, reward.timeouts) == (1, 1)
-    assert reward.worker_pid is None  # killed; the next call starts a fresh one
+    assert "call child killed" in reward.last_error
+    # the zygote killed only that call's child and survives: the next call needs no new worker
+    pid = reward.worker_pid
+    assert pid is not None
+    assert reward(**batch("a")) == [None] and reward.worker_pid == pid
 
 
 def test_loop_swallowing_base_exception_is_still_killed(run):
@@ -249,7 +253,7 @@ def test_loop_swallowing_base_exception_is_still_killed(run):
     reward.start()
     started = time.monotonic()
     assert reward(**batch("a")) == [None]
-    assert time.monotonic() - started < CFG.call_timeout_s + 1.0
+    assert time.monotonic() - started < CFG.call_timeout_s + PARENT_GRACE_S + 1.0  # generous: loaded CI
     assert reward.timeouts == 1
 
 
@@ -370,7 +374,7 @@ import re
 def reward(prompts, completions, answer, **kwargs):
     scores = []
     for c, gold in zip(completions, answer):
-        text = c[0]["content"]
+        text = c if isinstance(c, str) else c[0]["content"]
         m = re.fullmatch(r"<thinking>(.+?)</thinking><solution>(.+?)</solution>", text, re.DOTALL)
         if m is None:
             scores.append(0.0)
@@ -398,7 +402,8 @@ def test_dry_run_flags_format_only_reward():
     source = make("return [1.0 if '<solution>' in c[0]['content'] else 0.0 for c in completions]", header="")
     result = dry_run(RewardSpec(name="reward", source=source), CFG, SAMPLES)
     assert result.ok
-    assert {"format_only", "golden_pair_violated", "number_spam"} <= set(result.flags)
+    assert {"format_only", "golden_pair:wrong", "number_spam", "plain_form_fails"} <= set(result.flags)
+    assert result.details["evidence"]["format_only"]["kind"] == "empty_formatted"
 
 
 def test_dry_run_rejects_index_dependence():

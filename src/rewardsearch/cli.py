@@ -135,48 +135,72 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     entrypoint: Annotated[str | None, typer.Option(help="function name (default: the last top-level def)")] = None,
     skip_static: Annotated[
-        bool, typer.Option("--skip-static", help="testing aid: skip the static check to exercise the sandbox")
+        bool, typer.Option("--skip-static", help="testing aid: skip the static check to exercise the OS sandbox")
     ] = False,
+    level: Annotated[str, typer.Option(help="sandbox.level: auto|strict|landlock|seccomp|process")] = "auto",
+    allow_weak: Annotated[bool, typer.Option("--allow-weak", help="sandbox.allow_weak: permit level process")] = False,
 ) -> None:
-    """Static check + sandbox dry run of one reward file."""
+    """Static check + sandbox dry run (probe suite) of one reward file.
+
+    --json prints {verdict, stage, reason, flags, sandbox_level, latency_ms, ...}; exit status 0 accepted,
+    1 rejected, 2 when the sandbox cannot run here (verdict "error").
+    """
     import ast
+
+    from pydantic import ValidationError
 
     from rewardsearch.config import SandboxConfig, TaskConfig
     from rewardsearch.rewards.spec import RewardSpec
-    from rewardsearch.sandbox import check_reward
+    from rewardsearch.sandbox import SandboxUnavailable, check_reward, resolve_level
     from rewardsearch.tasks import load_task
 
     if not file.is_file():
         _fail(f"reward file {str(file)!r} does not exist")
+    try:
+        cfg = SandboxConfig(level=level, allow_weak=allow_weak)  # type: ignore[arg-type]
+    except ValidationError:
+        _fail(f"--level {level!r}: expected auto, strict, landlock, seccomp or process")
     source = file.read_text(errors="replace")
     if entrypoint is None:
         try:
             defs = [n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)]
-        except SyntaxError:
+        except (SyntaxError, ValueError, RecursionError):
             defs = []
         entrypoint = defs[-1] if defs else file.stem
     spec = RewardSpec(name=entrypoint, source=source, origin="files", entrypoint=entrypoint)
     task = load_task(TaskConfig(), 0)
     samples = [(p.question, p.answer) for p in task.split("train")[:8]]
     t0 = time.time()
-    results = check_reward(spec, SandboxConfig(), samples, skip_static=skip_static)
+    try:
+        sandbox_level = resolve_level(cfg)
+        results = check_reward(spec, cfg, samples, skip_static=skip_static)
+    except SandboxUnavailable as exc:
+        if as_json:
+            print(json.dumps({"verdict": "error", "stage": "sandbox", "reason": str(exc), "flags": [],
+                              "sandbox_level": None, "latency_ms": None}))  # fmt: skip
+        _fail(str(exc))
     failed = next((r for r in results if not r.ok), None)
     flags = sorted({f for r in results for f in r.flags})
-    latency = next((r.details["p50_latency_ms"] for r in results if r.details.get("p50_latency_ms")), None)
+    probe = next((r for r in results if r.stage in ("load", "probe")), None)
+    details = probe.details if probe else {}
     verdict = {
         "verdict": "rejected" if failed else "accepted",
         "stage": failed.stage if failed else results[-1].stage,
         "reason": failed.reason if failed else None,
         "flags": flags,
-        "sandbox_level": next((r.details.get("sandbox_level") for r in results if r.details.get("sandbox_level")),
-                              "process"),
-        "latency_ms": latency,
+        "sandbox_level": sandbox_level,
+        "latency_ms": details.get("p50_latency_ms"),
+        "latency_p99_ms": details.get("p99_latency_ms"),
+        "sandbox_mechanisms": details.get("sandbox_mechanisms"),
+        "static_skipped": skip_static,
+        "evidence": details.get("evidence", {}),
         "wall_s": round(time.time() - t0, 3),
     }
     if as_json:
         print(json.dumps(verdict))
     else:
         color = "red" if failed else "green"
+        err.print(f"sandbox level: {sandbox_level}" + (" [bold red](weak: no OS isolation)[/]" if sandbox_level == "process" else ""))
         err.print(f"[{color}]{verdict['verdict']}[/] at {verdict['stage']}"
                   + (f": {verdict['reason']}" if failed else "") + (f"; flags: {', '.join(flags)}" if flags else ""))
     raise typer.Exit(1 if failed else 0)

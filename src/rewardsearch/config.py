@@ -98,6 +98,17 @@ class SandboxConfig(_Section):
     memory_mb: int = Field(1024, ge=64, description="address-space limit of a worker")
     max_failures: int = Field(3, ge=1, description="failed calls after which a reward is quarantined")
     score_bound: float = Field(100.0, gt=0, description="|reward| above this is a bad result")
+    level: Literal["auto", "strict", "landlock", "seccomp", "process"] = Field(
+        "auto",
+        description="OS isolation of reward workers: auto = the strongest this machine offers; strict = "
+        "namespaces + Landlock + seccomp; landlock = Landlock + seccomp; seccomp; process = none (weak)",
+    )
+    allow_weak: bool = Field(
+        False, description="run candidate code at level 'process' (no OS isolation) when nothing better exists"
+    )
+    latency_budget_ms: float = Field(
+        1000.0, gt=0, description="dry run: p99 latency of one sandboxed call above this rejects the reward"
+    )
 
 
 class ScreenConfig(_Section):

@@ -1,16 +1,20 @@
-"""Sandbox: the static check, the worker process, the sandboxed TRL callable and the probe suite.
+"""Sandbox: the static check, the isolated worker, the sandboxed TRL callable and the probe suite.
 
     results = check_reward(spec, cfg.sandbox, samples)  # [static] or [static, load|probe]
     reward = SandboxedReward(spec, cfg.sandbox)         # GRPOTrainer(reward_funcs=[reward, ...])
+    resolve_level(cfg.sandbox)                          # "strict" | "landlock" | "seccomp" | "process"
 
-Candidate code never runs in the calling process. What each layer guarantees, and what it does not, is stated
-in the docstrings of `static.py`, `worker.py`, `runner.py` and `probe.py`.
+Candidate code never runs in the calling process. The layers, each stating what it guarantees and what it
+does not: `static.py` (AST check), `isolation.py` (namespaces, private uid, Landlock, seccomp) and
+`levels.py` (which of them this machine offers), `worker.py` (zygote, a fresh process per call, Python
+guards), `runner.py` (limits, deadlines, result checks, failure rule, quarantine), `probe.py` (dry run).
 """
 
 from __future__ import annotations
 
 from rewardsearch.config import SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.sandbox.levels import SandboxUnavailable, describe_machine, resolve_level
 from rewardsearch.sandbox.probe import CheckResult, dry_run
 from rewardsearch.sandbox.runner import SandboxedReward
 from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_check
@@ -18,10 +22,13 @@ from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_ch
 __all__ = [
     "ALLOWED_MODULES",
     "CheckResult",
+    "SandboxUnavailable",
     "SandboxedReward",
     "StaticResult",
     "check_reward",
+    "describe_machine",
     "dry_run",
+    "resolve_level",
     "static_check",
 ]
 

@@ -1,17 +1,50 @@
 """Dry run of a candidate reward on a fixed probe pool, in the sandbox, before any GPU time is spent on it.
 
-`dry_run(spec, cfg, samples)` builds, for each (question, gold) sample, conversational completions of known
-quality (`PROBE_KINDS`): correct and formatted, wrong and formatted, correct but unformatted, empty, garbage,
-a 64 KiB text, doubled tags, unicode digits, an empty formatted answer and 0..1000 number spam. It scores them
-one at a time, in batches of 8, as a whole pool (twice), and as a shuffled pool.
+`dry_run(spec, cfg, samples)` adds two samples with a negative and a fractional gold answer to the given
+(question, gold) samples and builds, for each, completions of known quality (`PROBE_KINDS`):
 
-Rejections (`ok=False`): the code does not load (stage "load"); a call fails (error, timeout, bad result); two
-runs of the same batch differ (nondeterminism); a shuffled batch does not give the correspondingly shuffled
-scores (index dependence); every score in the pool is equal or None ("constant reward gives GRPO no signal").
-Flags (kept, shown to the proposer and in the report): `golden_pair_violated` (correct formatted does not beat
-wrong formatted on average), `format_only` (an empty formatted answer scores >= the correct one),
-`number_spam` (1001 numbers inside the solution tags score >= the correct one), `batch_dependent` (an item's
-score changes with the batch it is in; legitimate for group-relative rewards, suspicious otherwise).
+| kind              | text                                                     | role                    |
+| ----------------- | -------------------------------------------------------- | ----------------------- |
+| `correct`         | `<thinking>..</thinking><solution>GOLD</solution>`       | the golden completion   |
+| `wrong`           | the same with GOLD + 1                                   | golden pair             |
+| `empty`           | ""                                                       | golden pair             |
+| `garbage`         | tag fragments, NUL, U+FFFD, bidi override                | golden pair, failure    |
+| `unformatted`     | "The answer is GOLD."                                    | missing tags            |
+| `missing_close`   | solution tag never closed                                | missing tags, failure   |
+| `doubled_tags`    | every tag twice                                          | doubled tags            |
+| `unicode_digits`  | GOLD in Arabic-Indic digits                              | robustness              |
+| `non_numeric`     | `<solution>banana</solution>`                            | failure path            |
+| `huge`            | 64 KiB of prose, no answer                               | size, failure path      |
+| `padded`          | `correct` with 16 KiB of filler thinking                 | length exploit          |
+| `empty_formatted` | both tags, nothing inside                                | format-only exploit     |
+| `number_spam`     | `0 1 2 ... 1000` inside the solution tags                | number-spam exploit     |
+| `many_solutions`  | twenty solution blocks, GOLD among them                  | many-tags exploit       |
+| `prompt_echo`     | the question itself                                      | prompt-echo exploit     |
+
+The pool (conversational, as TRL passes it) is scored in batches of 64 twice by one worker and once by a
+fresh second worker, once shuffled, in batches of 8, one probe at a time (the first sample's), and in the plain
+(string) form.
+
+Rejections (`ok=False`, stage "load" or "probe", with the reason): the code does not load; a call fails
+(error, timeout, crash, bad result); the same batch scores differently twice (nondeterminism) or in a
+second worker (hash-seed or address dependence); a shuffled batch does not give the correspondingly shuffled
+scores (index dependence); every score in the pool is equal or None ("constant reward gives GRPO no
+signal"); the p99 call latency exceeds `cfg.latency_budget_ms`.
+
+Flags (kept with the candidate, shown in ranking, feedback and report; they never reject by themselves),
+each raised when it holds for at least one sample:
+- `golden_pair:wrong`, `golden_pair:empty`, `golden_pair:garbage`: `correct` does not score above that kind;
+- `format_only`: `empty_formatted` scores >= `correct`;
+- `number_spam`: `number_spam` scores >= `correct`;
+- `many_solutions`: `many_solutions` scores >= `correct`;
+- `prompt_echo`: `prompt_echo` scores >= `correct`;
+- `length_paid`: `padded` scores above `correct`;
+- `failure_pays`: a failure-path kind (`garbage`, `missing_close`, `non_numeric`, `huge`) scores >= `correct`;
+- `batch_dependent`: an item's score changes with the batch it is in (legitimate for group-relative
+  rewards, suspicious otherwise);
+- `plain_form_fails`: a call with plain string prompts and completions fails (fine for TRL's conversational
+  datasets, not for trainers that pass strings).
+`details["evidence"]` says, per flag, which sample and scores raised it.
 
 Not guaranteed: a reward that passes behaves well on real policy samples; the probes catch common failure
 modes only. Floating-point comparisons use a relative tolerance of 1e-9.
@@ -31,13 +64,18 @@ from rewardsearch.sandbox.runner import SandboxedReward
 from rewardsearch.tasks.base import SYSTEM_PROMPT
 
 PROBE_KINDS = (
-    "correct", "wrong", "unformatted", "empty", "garbage", "huge", "doubled_tags", "unicode_digits",
-    "empty_formatted", "number_spam",
+    "correct", "wrong", "empty", "garbage", "unformatted", "missing_close", "doubled_tags", "unicode_digits",
+    "non_numeric", "huge", "padded", "empty_formatted", "number_spam", "many_solutions", "prompt_echo",
 )  # fmt: skip
+FAILURE_KINDS = ("garbage", "missing_close", "non_numeric", "huge")
+EXTRA_SAMPLES = (("A diver is at 3 meters and goes down 10 meters. At what height is she now?", "-7"),
+                 ("Seven apples are shared equally by two children. How many apples does each get?", "3.5"))  # fmt: skip
 HUGE_CHARS = 64 * 1024
-BATCH_SIZES = (1, 8)
+PADDING_CHARS = 16 * 1024
+BATCH_SIZES = (1, 8, 64)
 _SHUFFLE_SEED = 1234
 _ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+_FILLER = "The quick brown fox jumps over the lazy dog. "
 
 
 @dataclass
@@ -78,31 +116,49 @@ def _formatted(answer: str, thinking: str = "Let me work through the problem ste
     return f"<thinking>{thinking}</thinking><solution>{answer}</solution>"
 
 
+def _filler(chars: int) -> str:
+    return (_FILLER * (chars // len(_FILLER) + 1))[:chars]
+
+
 def build_pool(samples: list[tuple[str, str]]) -> list[_Probe]:
     """Every probe kind for every sample, in sample-major order."""
     pool: list[_Probe] = []
     spam = " ".join(str(i) for i in range(1001))
-    for i, (_question, gold) in enumerate(samples):
-        filler = "The quick brown fox jumps over the lazy dog. "
+    for i, (question, gold) in enumerate(samples):
+        wrong = _wrong_answer(gold)
+        decoys = [str(k) for k in range(20)]
+        decoys[7] = gold
         texts = {
             "correct": _formatted(gold),
-            "wrong": _formatted(_wrong_answer(gold)),
-            "unformatted": f"The answer is {gold}.",
+            "wrong": _formatted(wrong),
             "empty": "",
             "garbage": "}}{{ <sol ution> \x00\ufffd asdf;; ))((</thinking> ::: \u202e zz",
-            "huge": (filler * (HUGE_CHARS // len(filler) + 1))[:HUGE_CHARS],
+            "unformatted": f"The answer is {gold}.",
+            "missing_close": f"<thinking>Step by step.</thinking><solution>{gold}",
             "doubled_tags": f"<thinking><thinking>Step by step.</thinking></thinking>"
             f"<solution><solution>{gold}</solution></solution>",
             "unicode_digits": _formatted(gold.translate(_ARABIC_INDIC)),
+            "non_numeric": _formatted("banana"),
+            "huge": _filler(HUGE_CHARS),
+            "padded": _formatted(gold, thinking=_filler(PADDING_CHARS)),
             "empty_formatted": "<thinking></thinking><solution></solution>",
             "number_spam": _formatted(spam),
+            "many_solutions": "<thinking>Trying answers.</thinking>"
+            + "".join(f"<solution>{d}</solution>" for d in decoys),
+            "prompt_echo": question,
         }
         pool.extend(_Probe(i, kind, texts[kind]) for kind in PROBE_KINDS)
     return pool
 
 
-def _batch(pool: list[_Probe], samples: list[tuple[str, str]]) -> dict[str, Any]:
-    """TRL's call shape: conversational prompts and completions, plus the `answer` column."""
+def _batch(pool: list[_Probe], samples: list[tuple[str, str]], plain: bool = False) -> dict[str, Any]:
+    """TRL's call shape: conversational (or plain string) prompts and completions, plus the `answer` column."""
+    if plain:
+        return {
+            "prompts": [samples[p.sample][0] for p in pool],
+            "completions": [p.text for p in pool],
+            "answer": [samples[p.sample][1] for p in pool],
+        }
     return {
         "prompts": [
             [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": samples[p.sample][0]}]
@@ -119,6 +175,13 @@ def _same(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def _at_least(a: float | None, b: float | None) -> bool:
+    """a >= b (within tolerance); a missing `b` (the correct answer abstained) makes anything >= it."""
+    if a is None:
+        return False
+    return b is None or a > b or _same(a, b)
+
+
 def _mean(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else None
@@ -128,45 +191,101 @@ class _ProbeFailed(Exception):
     pass
 
 
-def dry_run(spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]]) -> CheckResult:
-    """Run the probe suite on `spec` in a sandboxed worker; see the module docstring."""
+def _score_in_batches(
+    reward: SandboxedReward, items: list[_Probe], samples: list[tuple[str, str]], size: int, what: str,
+    plain: bool = False,
+) -> list[float | None]:  # fmt: skip
+    scores: list[float | None] = []
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        failures = reward.failures
+        out = reward(**_batch(chunk, samples, plain))
+        if reward.failures != failures:
+            raise _ProbeFailed(f"call failed ({what}, batch of {len(chunk)}): {reward.last_error}")
+        scores.extend(out)
+    return scores
+
+
+def _flags(pool: list[_Probe], scores: list[float | None], n_samples: int) -> tuple[list[str], dict[str, Any]]:
+    """Golden-pair and exploit flags from the first full-pool scores; evidence names sample and scores."""
+    table: dict[tuple[int, str], float | None] = {(p.sample, p.kind): s for p, s in zip(pool, scores, strict=True)}
+    def golden(other: float | None, correct: float | None) -> bool:  # violated: correct is not above other
+        return correct is None or _at_least(other, correct)
+
+    checks: list[tuple[str, str, Any]] = [
+        ("golden_pair:wrong", "wrong", golden),
+        ("golden_pair:empty", "empty", golden),
+        ("golden_pair:garbage", "garbage", golden),
+        ("format_only", "empty_formatted", _at_least),
+        ("number_spam", "number_spam", _at_least),
+        ("many_solutions", "many_solutions", _at_least),
+        ("prompt_echo", "prompt_echo", _at_least),
+        ("length_paid", "padded", lambda a, b: a is not None and b is not None and a > b and not _same(a, b)),
+        *[("failure_pays", kind, _at_least) for kind in FAILURE_KINDS],
+    ]
+    flags: list[str] = []
+    evidence: dict[str, Any] = {}
+    for flag, kind, bad in checks:
+        if flag in evidence:
+            continue
+        for i in range(n_samples):
+            correct, other = table[(i, "correct")], table[(i, kind)]
+            # bad(other, correct): a golden pair where `correct` is not above `other`, or an exploit whose
+            # `other` reaches `correct` (a None score is "no opinion": it neither pays nor beats anything)
+            if bad(other, correct):
+                flags.append(flag)
+                evidence[flag] = {"sample": i, "kind": kind, "score": other, "correct": correct}
+                break
+    return flags, evidence
+
+
+def dry_run(
+    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], *, guards: bool = True
+) -> CheckResult:
+    """Run the probe suite on `spec` in sandboxed workers; see the module docstring.
+
+    `guards=False` is a testing aid (see SandboxedReward). Raises SandboxUnavailable when the configured
+    sandbox level cannot run here: that is the machine's problem, not the candidate's.
+    """
     if not samples:
         raise ValueError("dry_run needs at least one (question, gold answer) sample")
+    samples = list(samples) + [s for s in EXTRA_SAMPLES if s not in samples]
     pool = build_pool(samples)
-    with SandboxedReward(spec, cfg) as reward:
+    # Plain-form failures only flag; they must not quarantine the reward before the other probes ran.
+    probe_cfg = cfg.model_copy(update={"max_failures": 1_000_000})
+    order = list(range(len(pool)))
+    random.Random(_SHUFFLE_SEED).shuffle(order)
+    with SandboxedReward(spec, probe_cfg, guards=guards) as reward, \
+            SandboxedReward(spec, probe_cfg, guards=guards) as fresh:  # fmt: skip
         error = reward.start()
         if error is not None:
             return CheckResult(
-                "load", False, f"the code does not load: {error}", details={"stats": reward.stats}
-            )
-
-        def score(items: list[_Probe], what: str) -> list[float | None]:
-            failures = reward.failures
-            out = reward(**_batch(items, samples))
-            if reward.failures != failures:
-                raise _ProbeFailed(f"call failed ({what}, batch of {len(items)}): {reward.last_error}")
-            return out
-
+                "load", False, f"the code does not load: {error}",
+                details={"stats": reward.stats, "sandbox_level": reward.level},
+            )  # fmt: skip
         try:
-            full = score(pool, "whole pool")
-            again = score(pool, "whole pool, second run")
-            order = list(range(len(pool)))
-            random.Random(_SHUFFLE_SEED).shuffle(order)
-            shuffled = score([pool[j] for j in order], "shuffled pool")
-            by_size: dict[int, list[float | None]] = {}
-            for size in BATCH_SIZES:
-                # batches of 1 cover the first sample's probes (one call each); batches of 8 the whole pool
-                items = pool[: len(PROBE_KINDS)] if size == 1 else pool
-                scores: list[float | None] = []
-                for start in range(0, len(items), size):
-                    scores.extend(score(items[start : start + size], f"batches of {size}"))
-                by_size[size] = scores
+            full = _score_in_batches(reward, pool, samples, 64, "whole pool")
+            again = _score_in_batches(reward, pool, samples, 64, "whole pool, second run")
+            other_worker = _score_in_batches(fresh, pool, samples, 64, "whole pool, second worker")
+            shuffled = _score_in_batches(reward, [pool[j] for j in order], samples, 64, "shuffled pool")
+            by_8 = _score_in_batches(reward, pool, samples, 8, "batches of 8")
+            first = pool[: len(PROBE_KINDS)]  # one call per probe of the first sample
+            by_1 = _score_in_batches(reward, first, samples, 1, "batches of 1")
         except _ProbeFailed as exc:
-            return CheckResult("probe", False, str(exc), details={"stats": reward.stats})
+            return CheckResult("probe", False, str(exc), details={"stats": reward.stats,
+                                                                  "sandbox_level": reward.level})  # fmt: skip
         stats = reward.stats
+        plain_error: str | None = None
+        try:
+            _score_in_batches(reward, pool, samples, 64, "plain string form", plain=True)
+        except _ProbeFailed as exc:
+            plain_error = str(exc)
 
     details: dict[str, Any] = {
         "pool_size": len(pool),
+        "samples": len(samples),
+        "sandbox_level": stats["sandbox_level"],
+        "sandbox_mechanisms": stats["sandbox_mechanisms"],
         "p50_latency_ms": stats["p50_latency_ms"],
         "p99_latency_ms": stats["p99_latency_ms"],
         "stats": stats,
@@ -174,9 +293,17 @@ def dry_run(spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]]
     by_kind = {kind: [s for p, s in zip(pool, full, strict=True) if p.kind == kind] for kind in PROBE_KINDS}
     details["mean_by_kind"] = {kind: _mean(values) for kind, values in by_kind.items()}
 
-    if not all(_same(a, b) for a, b in zip(full, again, strict=True)):
-        i = next(k for k, (a, b) in enumerate(zip(full, again, strict=True)) if not _same(a, b))
+    def differs(a: list[float | None], b: list[float | None]) -> int | None:
+        return next((k for k, (x, y) in enumerate(zip(a, b, strict=True)) if not _same(x, y)), None)
+
+    if (i := differs(full, again)) is not None:
         reason = f"nondeterministic: probe {i} ({pool[i].kind}) scored {full[i]} then {again[i]}"
+        return CheckResult("probe", False, reason, details=details)
+    if (i := differs(full, other_worker)) is not None:
+        reason = (
+            f"nondeterministic across workers: probe {i} ({pool[i].kind}) scored {full[i]} in one worker and "
+            f"{other_worker[i]} in another (hash(), id() or other per-process state)"
+        )
         return CheckResult("probe", False, reason, details=details)
     for pos, j in enumerate(order):
         if not _same(shuffled[pos], full[j]):
@@ -189,21 +316,16 @@ def dry_run(spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]]
     if len(present) <= 1:
         what = "None on every probe" if not present else f"{present.pop()} on every probe"
         return CheckResult("probe", False, f"constant reward gives GRPO no signal ({what})", details=details)
+    p99 = stats["p99_latency_ms"]
+    if p99 is not None and p99 > cfg.latency_budget_ms:
+        reason = f"p99 call latency {p99:.0f} ms is over the budget of {cfg.latency_budget_ms:g} ms"
+        return CheckResult("probe", False, reason, details=details)
 
-    flags: list[str] = []
-    means = details["mean_by_kind"]
-    correct = means["correct"]
-
-    def not_below_correct(kind: str) -> bool:
-        value = means[kind]
-        return value is not None and (correct is None or value >= correct)
-
-    if correct is None or means["wrong"] is None or not correct > means["wrong"]:
-        flags.append("golden_pair_violated")
-    if not_below_correct("empty_formatted"):
-        flags.append("format_only")
-    if not_below_correct("number_spam"):
-        flags.append("number_spam")
-    if not all(_same(a, b) for size in BATCH_SIZES for a, b in zip(by_size[size], full, strict=False)):
+    flags, evidence = _flags(pool, full, len(samples))
+    if differs(by_8, full) is not None or differs(by_1, full[: len(first)]) is not None:
         flags.append("batch_dependent")
+    if plain_error is not None:
+        flags.append("plain_form_fails")
+        evidence["plain_form_fails"] = plain_error
+    details["evidence"] = evidence
     return CheckResult("probe", True, None, flags=flags, details=details)

@@ -1,39 +1,47 @@
-"""`SandboxedReward`: a candidate reward run in its own worker process, usable as a TRL reward function.
+"""`SandboxedReward`: a candidate reward run in its own sandboxed worker, usable as a TRL reward function.
 
     reward = SandboxedReward(spec, cfg.sandbox)        # nothing starts yet
     scores = reward(prompts=..., completions=..., answer=[...])   # list[float | None], one per completion
     reward.close()                                     # or `with SandboxedReward(...) as reward:`
 
-Layers, each separable so that later hardening (namespaces, seccomp, landlock) slots into `_spawn`:
-1. `worker_command()` / `WORKER_ENV`: a fresh `python -I -S worker.py` with a minimal environment (no API
-   keys, no tokens, no PYTHON* variables), a private `mkdtemp()` cwd, its own session (process group).
-2. `apply_limits(pid, cfg)`: RLIMIT_AS (cfg.memory_mb), RLIMIT_FSIZE (1 MiB), RLIMIT_NOFILE (64), RLIMIT_CORE
-   (0), set with `prlimit` from this side after spawn and before any code is sent. (Not `preexec_fn`: Python
-   documents it as unsafe in threaded parents, and the trainer has threads.) The worker sets PR_SET_PDEATHSIG
-   itself.
-3. A wall-clock deadline per call (cfg.call_timeout_s; cfg.start_timeout_s for spawn + load), read with
-   `select`; past it the whole process group is SIGKILLed and the next call starts a fresh worker.
-4. Reply checks on this side: nonce, size (<= 4 MiB), JSON without NaN/Infinity, one score per completion,
-   each None or a finite float with |x| <= cfg.score_bound. The worker's own checks are not trusted.
+What this side does (the worker's side is worker.py, the OS layer isolation.py, the level choice levels.py):
+1. Starts `python -I -S worker.py` (`worker_command()`) with the environment `WORKER_ENV` only (no API keys,
+   no tokens, no PYTHON* variables), a private `mkdtemp()` cwd, its own session (process group), and sends
+   it the source and the isolation plan of the level `levels.resolve_level(cfg)` picked. The worker forks a
+   zygote that compiles the code once and forks one child per call (about a millisecond), so no call can
+   leave state for the next.
+2. `apply_limits(pid, cfg)`: RLIMIT_AS (cfg.memory_mb), RLIMIT_FSIZE (1 MiB), RLIMIT_NOFILE (64),
+   RLIMIT_CORE (0) and a total RLIMIT_CPU for the worker's lifetime, set with `prlimit` from this side right
+   after spawn and before any code is sent; every worker process inherits them and none can raise them.
+   (Not `preexec_fn`: Python documents it as unsafe in threaded parents, and the trainer has threads.) Each
+   call child lowers its own CPU limit to about the call deadline.
+3. Deadlines: the zygote SIGKILLs a call child at cfg.call_timeout_s and says so; this side waits
+   PARENT_GRACE_S longer and then SIGKILLs the whole worker (process group; at level `strict`, the zygote is
+   pid 1 of its pid namespace, so everything inside dies with it); the next call starts a fresh worker.
+   Worker start + load has cfg.start_timeout_s.
+4. Reply checks on this side: nonce (fresh per call), size (<= MAX_REPLY_BYTES), JSON without NaN/Infinity
+   (never pickle), one score per completion, each None or a finite float with |x| <= cfg.score_bound; bools
+   and ints become floats. The worker's own checks are not trusted.
 
 Failure rule (DESIGN.md): a failed call (error, timeout, crash, bad result, nonce mismatch, unserializable
 input) returns `[None] * len(completions)` for the whole batch, never per-item defaults; it increments
-`failures` and sets `last_error`. After `cfg.max_failures` failures the reward is `quarantined`: the worker is
-stopped and every later call returns all-None at once, without running code.
+`failures` and sets `last_error` (and `last_failure_kind`). After `cfg.max_failures` failures the reward is
+`quarantined`: the worker is stopped and every later call returns all-None at once, without running code.
 
 What is guaranteed: candidate code never runs in this process; this process survives whatever the code does
-(infinite loops, memory bombs, exit calls, garbage output); a call returns within about call_timeout_s (plus
-start_timeout_s when a worker must be (re)started).
-What is NOT guaranteed: that the code cannot read files the worker's uid can read or use the CPU until its
-deadline (no filesystem or syscall isolation yet; see worker.py); that this runner runs the static check (that
-is `rewardsearch.sandbox.check_reward`'s job); stable scores across restarts for code that depends on `hash()`
-of str (each worker has its own hash seed).
+(infinite loops, memory bombs, exit calls, crashes, garbage output); a call returns within about
+call_timeout_s + PARENT_GRACE_S (plus start_timeout_s when a worker must be (re)started); the level a worker
+runs at is the one `resolve_level` reported (a worker that cannot apply it fails its load check).
+What is NOT guaranteed: that this runner runs the static check (that is `rewardsearch.sandbox.check_reward`'s
+job); isolation beyond what the level provides (see isolation.py); stable scores across workers for code
+that depends on `hash()` of str or on object addresses (each worker has its own hash seed and layout).
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import logging
 import math
 import os
 import resource
@@ -51,20 +59,27 @@ from typing import Any
 
 from rewardsearch.config import SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.sandbox import levels
 
 WORKER_PATH = Path(__file__).with_name("worker.py")
 WORKER_ENV: dict[str, str] = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-MAX_REPLY_BYTES = 4 * 1024 * 1024
+MAX_REPLY_BYTES = 4 * 1024 * 1024  # keep equal to worker.MAX_REPLY_BYTES
 FSIZE_LIMIT_BYTES = 1024 * 1024
 NOFILE_LIMIT = 64
+WORKER_CPU_S = 3600  # total CPU of one worker's processes together is not limited; each one's is, by this
+PARENT_GRACE_S = 1.0  # past the zygote's own deadline, before this side kills the whole worker
+STOP_GRACE_S = 1.0  # for a worker to exit by itself (after EOF, or after its zygote was killed)
+# Worker reply kinds this side knows; anything else is reported as "error".
+_KINDS = frozenset({"load", "timeout", "crash", "error", "bad_result", "protocol", "input", "output", "isolation"})
 STDERR_TAIL_BYTES = 2000
 # TRL passes these to every reward: trainer objects, meaningless (and unserializable) in a worker.
 TRAINER_KWARGS = frozenset({"trainer_state", "log_extra", "log_metric", "environments", "completion_ids"})
 _LATENCY_WINDOW = 10_000  # latencies kept for the percentile stats
+log = logging.getLogger("rewardsearch.sandbox")
 
 
 class _CallFailed(Exception):
-    """One failed call; `kind` is load|timeout|crash|error|bad_result|protocol|input."""
+    """One failed call; `kind` is one of `_KINDS`."""
 
     def __init__(self, kind: str, message: str, kill: bool = False) -> None:
         super().__init__(message)
@@ -85,6 +100,7 @@ def apply_limits(pid: int, cfg: SandboxConfig) -> None:
         (resource.RLIMIT_FSIZE, FSIZE_LIMIT_BYTES),
         (resource.RLIMIT_NOFILE, NOFILE_LIMIT),
         (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_CPU, WORKER_CPU_S),
     ):
         resource.prlimit(pid, limit, (value, value))
 
@@ -103,6 +119,39 @@ def _encode_kwargs(kwargs: dict[str, Any]) -> tuple[str, list[str]]:
     return "{" + ", ".join(parts) + "}", dropped
 
 
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+class _ZygoteHandle:
+    """The worker's zygote, killable without a pid-reuse race where the kernel offers pidfds."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self.fd = None
+
+    def kill(self) -> None:
+        try:
+            if self.fd is not None:
+                signal.pidfd_send_signal(self.fd, signal.SIGKILL)
+            else:
+                os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass  # already gone
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"non-finite number {name} in reply")
 
@@ -116,9 +165,14 @@ class SandboxedReward:
     shared); forked children start their own worker instead of using the parent's.
     """
 
-    def __init__(self, spec: RewardSpec, cfg: SandboxConfig) -> None:
+    def __init__(self, spec: RewardSpec, cfg: SandboxConfig, *, guards: bool = True) -> None:
         self.spec = spec
         self.cfg = cfg
+        # Testing aid (never set from config): False hands the code the real builtins and import, so that
+        # the adversarial tests exercise the OS boundary alone.
+        self.guards = guards
+        self.level: str | None = None  # resolved at the first start
+        self.applied: list[str] = []  # mechanisms the last worker reported applying
         self.__name__ = spec.function_name  # TRL names the logged metric rewards/{__name__}/mean after it
         self.__qualname__ = spec.function_name
         self.env = dict(WORKER_ENV)
@@ -134,6 +188,7 @@ class SandboxedReward:
         self._total_ms = 0.0
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._zygote: _ZygoteHandle | None = None
         self._tmpdir: str | None = None
         self._stderr: Any = None
         self._rbuf = b""
@@ -167,6 +222,8 @@ class SandboxedReward:
             "total_latency_ms": self._total_ms,
             "p50_latency_ms": pct(0.50),
             "p99_latency_ms": pct(0.99),
+            "sandbox_level": self.level,
+            "sandbox_mechanisms": list(self.applied),
         }
 
     def start(self) -> str | None:
@@ -195,7 +252,7 @@ class SandboxedReward:
                 nonce = secrets.token_hex(8)
                 payload = self._encode_call(nonce, prompts, completions, kwargs)
                 self._ensure_worker()
-                deadline = time.monotonic() + self.cfg.call_timeout_s
+                deadline = time.monotonic() + self.cfg.call_timeout_s + PARENT_GRACE_S
                 self._write(payload, deadline)
                 reply = self._read_reply(deadline)
                 return self._scores(reply, nonce, n)
@@ -208,8 +265,8 @@ class SandboxedReward:
                 self._total_ms += elapsed
 
     def close(self) -> None:
-        """Kill the worker and remove its temporary directory; safe to call twice."""
-        self._stop_worker()
+        """Stop the worker and remove its temporary directory; safe to call twice."""
+        self._stop_worker(graceful=True)
         if self._tmpdir is not None and self._owner_pid == os.getpid():
             shutil.rmtree(self._tmpdir, ignore_errors=True)
         self._tmpdir = None
@@ -227,7 +284,7 @@ class SandboxedReward:
             pass
 
     def __reduce__(self) -> tuple[type[SandboxedReward], tuple[RewardSpec, SandboxConfig]]:
-        return (SandboxedReward, (self.spec, self.cfg))
+        return (SandboxedReward, (self.spec, self.cfg))  # a copy is guarded, whatever the original was
 
     def __repr__(self) -> str:
         state = "quarantined" if self.quarantined else ("running" if self.worker_pid else "idle")
@@ -247,7 +304,7 @@ class SandboxedReward:
     def _ensure_worker(self) -> None:
         if self._proc is not None and self._owner_pid != os.getpid():
             # A forked child holds a copy of our handle; the worker belongs to the parent. Start our own.
-            self._proc, self._stderr, self._tmpdir, self._rbuf = None, None, None, b""
+            self._proc, self._zygote, self._stderr, self._tmpdir, self._rbuf = None, None, None, None, b""
             self._owner_pid = os.getpid()
         if self._proc is not None and self._proc.poll() is None:
             return
@@ -259,6 +316,15 @@ class SandboxedReward:
         self._spawn()
 
     def _spawn(self) -> None:
+        if self.level is None:
+            self.level = levels.resolve_level(self.cfg)  # raises SandboxUnavailable: loud, not a failure
+            log.info("sandbox: reward %r runs at level %r", self.__name__, self.level)
+        plan = levels.plan_for(self.level)
+        if self.level in levels.WEAK_LEVELS:
+            log.warning("sandbox: starting a worker for %r at the weak level %r (no OS isolation; "
+                        "sandbox.allow_weak=true)", self.__name__, self.level)  # fmt: skip
+        if levels.needs_parent_protection(plan):
+            levels.protect_parent()
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="rewardsearch-sandbox-")  # mode 0700
         self._stderr = open(os.path.join(self._tmpdir, "stderr"), "w+b")  # closed in _stop_worker
@@ -289,34 +355,60 @@ class SandboxedReward:
             "entrypoint": self.spec.function_name,
             "nonce": nonce,
             "score_bound": self.cfg.score_bound,
+            "call_timeout_s": self.cfg.call_timeout_s,
+            "cpu_s": math.ceil(self.cfg.call_timeout_s) + 1,
+            "plan": plan,
+            "guards": self.guards,
         }
         try:
             self._write((json.dumps(init) + "\n").encode(), deadline)
             reply = self._read_reply(deadline)
+            if "zygote_pid" in reply and reply.get("nonce") == nonce:
+                self._zygote = _ZygoteHandle(int(reply["zygote_pid"]))
+                reply = self._read_reply(deadline)
         except _CallFailed as exc:
             raise _CallFailed("load", f"worker did not load the code: {exc}", kill=True) from None
         if reply.get("nonce") != nonce:
             raise _CallFailed("load", "worker replied with a wrong nonce while loading", kill=True)
         if reply.get("ok") is not True:
-            raise _CallFailed("load", str(reply.get("error", "unknown error"))[:2000], kill=True)
+            kind = "isolation" if reply.get("kind") == "isolation" else "load"
+            raise _CallFailed(kind, str(reply.get("error", "unknown error"))[:2000], kill=True)
+        if reply.get("level") != self.level:
+            raise _CallFailed("isolation", f"worker reports level {reply.get('level')!r}, not {self.level!r}",
+                              kill=True)  # fmt: skip
+        self.applied = [str(m) for m in reply.get("applied", [])]
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self, graceful: bool = False) -> None:
+        """Stop the worker and everything below it; leave no process and no zombie behind.
+
+        graceful (close()): EOF on stdin, and an idle zygote kills its spare child and exits. Otherwise, or if
+        that takes too long: SIGKILL the zygote (its call children die with it: pid namespace or parent-death
+        signal) and let W, their subreaper, reap them and exit. Last resort: SIGKILL the process group.
+        """
         proc, self._proc = self._proc, None
+        zygote, self._zygote = self._zygote, None
         if proc is not None and self._owner_pid == os.getpid():
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: anything it spawned goes too
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                pass  # unkillable (D state); the kernel reaps it later, nothing more we can do
-            for pipe in (proc.stdin, proc.stdout):
-                if pipe is not None:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            if not (graceful and _wait(proc, STOP_GRACE_S)):
+                if zygote is not None and proc.poll() is None:
+                    zygote.kill()  # W is alive, so Z's pid still names Z (W has not reaped it)
+                if not _wait(proc, STOP_GRACE_S):
                     try:
-                        pipe.close()
-                    except OSError:
+                        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: anything it spawned goes too
+                    except (ProcessLookupError, PermissionError):
                         pass
+                    _wait(proc, 5.0)  # unkillable (D state): the kernel reaps it later, nothing more to do
+            if proc.stdout is not None:
+                try:
+                    proc.stdout.close()
+                except OSError:
+                    pass
+        if zygote is not None:
+            zygote.close()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -352,10 +444,12 @@ class SandboxedReward:
         kw_json, dropped = _encode_kwargs(kwargs)
         self.dropped_kwargs.update(dropped)
         try:
-            head = json.dumps({"nonce": nonce, "prompts": prompts, "completions": completions})
+            head = json.dumps({"prompts": prompts, "completions": completions})
         except (TypeError, ValueError, OverflowError, RecursionError) as exc:
             raise _CallFailed("input", f"prompts/completions are not JSON-serializable: {exc}") from None
-        return (head[:-1] + f', "kwargs": {kw_json}}}\n').encode()
+        # JSON escapes newlines inside strings, so the message is one line; the nonce travels outside the JSON
+        # so the zygote can answer a dead child without decoding a multi-megabyte batch.
+        return f'{nonce} {head[:-1]}, "kwargs": {kw_json}}}\n'.encode()
 
     def _write(self, data: bytes, deadline: float) -> None:
         assert self._proc is not None and self._proc.stdin is not None
@@ -377,9 +471,8 @@ class SandboxedReward:
             view = view[written:]
 
     def _timeout(self) -> _CallFailed:
-        return _CallFailed(
-            "timeout", f"no reply within {self.cfg.call_timeout_s:g}s (worker killed)", kill=True
-        )
+        limit = self.cfg.call_timeout_s + PARENT_GRACE_S
+        return _CallFailed("timeout", f"no reply from the worker within {limit:g}s (worker killed)", kill=True)
 
     def _read_reply(self, deadline: float) -> dict[str, Any]:
         assert self._proc is not None and self._proc.stdout is not None
@@ -410,7 +503,10 @@ class SandboxedReward:
         if reply.get("nonce") != nonce:
             raise _CallFailed("protocol", "reply nonce does not match the call", kill=True)
         if reply.get("ok") is not True:
-            raise _CallFailed("error", str(reply.get("error", "unknown error"))[:2000])
+            kind = reply.get("kind")
+            # the zygote survives its children's deaths; only a broken setup needs a fresh worker
+            raise _CallFailed(kind if kind in _KINDS else "error", str(reply.get("error", "unknown error"))[:2000],
+                              kill=kind == "isolation")  # fmt: skip
         scores = reply.get("scores")
         if not isinstance(scores, list) or len(scores) != n:
             got = len(scores) if isinstance(scores, list) else type(scores).__name__

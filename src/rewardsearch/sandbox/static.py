@@ -8,7 +8,8 @@
 - dunder names and attributes (`__class__`, `__globals__`, `__builtins__`, `__import__`, ...), except dunder
   method definitions inside a class body and calls of the ordinary protocol methods listed in
   `SAFE_DUNDER_ATTRS` (`super().__init__()`); string constants spelling a dunder (`"{0.__class__}".format(x)`)
-  count as dunder use;
+  count as dunder use, and format fields reading a private or frame attribute (`"{0.gi_frame}"`) are
+  rejected as `format-attr`;
 - the builtins in `FORBIDDEN_NAMES` (`eval`, `exec`, `open`, `getattr`, ...), wherever the name appears;
 - attributes starting with a frame/generator/code prefix (`f_`, `gi_`, `tb_`, `co_`, `cr_`, `ag_`);
 - private attributes of imported modules (`random._os`) and attributes of imported modules that are modules
@@ -20,10 +21,10 @@ Identifiers are compared after NFKC normalization, as Python itself does (`impor
 
 What is NOT guaranteed: this is a filter for honest-but-careless code, not a Python-level security boundary.
 Python has too many reflective paths (aliasing a module before taking its attributes, strings built at run
-time and fed to eval-like stdlib helpers) for an AST check to close them all. Containment comes from the
-worker process (`sandbox/worker.py`, `sandbox/runner.py`): a separate interpreter with an empty environment,
-restricted builtins, a guarded import, resource limits and a wall-clock deadline; later layers (namespaces,
-seccomp, landlock) harden that process, not this check.
+time and fed to eval-like stdlib helpers, format strings built at run time) for an AST check to close them
+all. Containment comes from the worker (`worker.py`, `runner.py`): restricted builtins and a guarded import,
+then the OS layer of `isolation.py` (namespaces, a private uid, Landlock, seccomp), resource limits and
+deadlines. The adversarial tests run every hostile case with this check switched off, to prove that.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ PUBLIC_UNDERSCORE_ATTRS = frozenset({"_replace", "_asdict", "_fields", "_make", 
 FRAME_PREFIXES = ("gi_", "f_", "tb_", "co_", "cr_", "ag_")
 MAX_SOURCE_CHARS = 200_000
 _DUNDER_IN_TEXT = re.compile(r"__\w+__")
+# A str.format field that reads a private or frame/generator/code attribute: "{0._x}", "{0.gi_frame}".
+_FORMAT_ATTR = re.compile(r"\{[^{}]*?\.(_\w*|(?:gi|f|tb|co|cr|ag)_\w+)")
 
 
 @dataclass
@@ -77,7 +80,7 @@ class StaticResult:
     """Outcome of `static_check`: `ok`, or the first violation's `reason` ("line N: ..."), `line` and `rule`.
 
     Rules: `syntax`, `size`, `import`, `dunder`, `forbidden-name`, `forbidden-attr`, `frame-attr`,
-    `private-attr`, `module-attr`, `entrypoint`.
+    `format-attr`, `private-attr`, `module-attr`, `entrypoint`.
     """
 
     ok: bool
@@ -231,6 +234,11 @@ class _Checker:
                 match = _DUNDER_IN_TEXT.search(_norm(text))
                 if match:
                     self.flag(node, "dunder", f"string naming a dunder ('{match.group()}') is not allowed")
+                elif fmt := _FORMAT_ATTR.search(_norm(text)):
+                    self.flag(
+                        node, "format-attr",
+                        f"format field reading attribute '{fmt.group(1)}' is not allowed (private or frame internals)",
+                    )  # fmt: skip
 
     def check_binding(self, node: ast.AST, raw: str, forbidden: bool = True) -> None:
         name = _norm(raw)

@@ -76,9 +76,15 @@ class Search:
         self.task = load_task(cfg.task, cfg.seed)
         self.proposer = make_proposer(cfg.proposer)
         store.set_meta("model_dir", str(self.model_dir))
+        from rewardsearch.sandbox import describe_machine, resolve_level
+
+        level = resolve_level(cfg.sandbox)  # fails the run here, loudly, if candidate code could not be contained
+        store.set_meta("sandbox", {"level": level, "machine": describe_machine()})
+        store.event("sandbox_level", level=level)
         self.console.log(
             f"run {self.run_dir} | task {cfg.task.name} | model {cfg.model.name} | proposer {cfg.proposer.name} | "
             f"{cfg.search.rounds} rounds x {cfg.search.candidates_per_round} candidates x {cfg.screen.steps} steps"
+            f" | sandbox {level}"
         )
         for r in range(1, cfg.search.rounds + 1):
             if store.get_meta(f"round_{r}_done"):

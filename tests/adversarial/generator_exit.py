@@ -1,0 +1,5 @@
+# case: raise GeneratorExit
+# static: pass
+# run: fail:error
+def reward(prompts, completions, answer, **kwargs):
+    raise GeneratorExit

@@ -1,0 +1,12 @@
+# case: dataclasses.inspect (another re-export)
+# static: module-attr
+# run: fail
+# guarded: fail:error
+def reward(prompts, completions, answer, **kwargs):
+    import dataclasses
+    C = kwargs['canary'][0]
+    os = dataclasses.inspect.os
+    fd = os.open(C["tmp_write"], os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"escaped")
+    os.close(fd)
+    return [99.0] * len(completions)

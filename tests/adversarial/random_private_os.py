@@ -1,0 +1,11 @@
+# case: random._os (the example of a private attribute)
+# static: import
+# run: fail
+def reward(prompts, completions, answer, **kwargs):
+    import random
+    C = kwargs['canary'][0]
+    os = random._os
+    fd = os.open(C["tmp_write"], os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"escaped")
+    os.close(fd)
+    return [99.0] * len(completions)

@@ -1,0 +1,5 @@
+# case: NaN scores
+# static: pass
+# run: fail:error
+def reward(prompts, completions, answer, **kwargs):
+    return [float('nan')] * len(completions)

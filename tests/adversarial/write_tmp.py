@@ -1,0 +1,10 @@
+# case: creating a file under /tmp
+# static: import
+# run: fail
+def reward(prompts, completions, answer, **kwargs):
+    import os
+    C = kwargs['canary'][0]
+    fd = os.open(C["tmp_write"], os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"escaped")
+    os.close(fd)
+    return [99.0] * len(completions)
