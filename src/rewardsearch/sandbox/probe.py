@@ -173,6 +173,7 @@ def dry_run(spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]]
     }
     by_kind = {kind: [s for p, s in zip(pool, full, strict=True) if p.kind == kind] for kind in PROBE_KINDS}
     details["mean_by_kind"] = {kind: _mean(values) for kind, values in by_kind.items()}
+    details["scores"] = full  # the behaviour signature: identical vectors are duplicates (search/dedup.py)
 
     if not all(_same(a, b) for a, b in zip(full, again, strict=True)):
         i = next(k for k, (a, b) in enumerate(zip(full, again, strict=True)) if not _same(a, b))
