@@ -7,7 +7,8 @@ The cassette (`proposer.path`) is one of:
 - a `.jsonl` file, one answer per line, or a `.json` file holding a list (or `{"answers": [...]}`).
 An answer is a string (the model's text), an object with `content`, or a whole chat-completion object (its
 `choices[0].message.content`); an optional `round` puts it in that round's queue, otherwise answers form one
-queue, consumed in order.
+queue, consumed in order. Each round's queue starts afresh in every process, so a replay killed mid-proposal
+and resumed replays that round from its first answer, as the recording did.
 
 Everything after the answer is the `llm` proposer's own code path (prompt, parsing, de-duplication, the number
 of calls per round), so the same config replayed from a run's store reproduces its candidate ids exactly. The
@@ -100,22 +101,8 @@ class ReplayProposer(LLMProposer):
         for e in entries:
             self._queues.setdefault(int(e["round"]) if by_round else None, deque()).append(e)
         self._by_round = by_round
-        self._synced: set[int | None] = set()
-
-    def _skip_consumed(self, rnd: int) -> None:
-        """On resume, drop the answers this run's store shows were already played (once per queue)."""
-        key = rnd if self._by_round else None
-        if key in self._synced:
-            return
-        self._synced.add(key)
-        if self.store is None or key not in self._queues:
-            return
-        done = len(self.store.proposer_calls(round=key, status="ok"))
-        for _ in range(min(done, len(self._queues[key]))):
-            self._queues[key].popleft()
 
     def _complete(self, rnd: int, call: int, prompt: Prompt, request: dict[str, Any]) -> Answer | None:
-        self._skip_consumed(rnd)
         queue = self._queues.get(rnd if self._by_round else None)
         if not queue:
             where = f" for round {rnd}" if self._by_round else ""
