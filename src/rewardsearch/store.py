@@ -2,8 +2,8 @@
 
 Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `events`,
 `feedback` (what each round handed the proposer), `proposer_calls` (every request to a proposer endpoint and
-its answer: the audit trail, the budget's ledger and the replay cassette). Every state change is one transaction, so a kill at any
-point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
+its answer: the audit trail, the budget's ledger and the replay cassette). Every state change is one
+transaction, so a kill at any point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
 tolerate older rows (missing keys read as defaults).
 """
 

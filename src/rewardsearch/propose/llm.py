@@ -263,16 +263,18 @@ class LLMProposer:
     ) -> tuple[list[RewardSpec], list[dict[str, Any]]]:
         specs: list[RewardSpec] = []
         dropped = parsed.dropped_dicts()
-        for i, c in enumerate(parsed.candidates):
+        for c in parsed.candidates:
             spec = RewardSpec(
                 name=c.name, source=c.code, description=c.description, origin=self.name, round=ctx.round,
                 entrypoint=c.entrypoint, meta={"model": self.cfg.model, **answer.meta.get("spec_meta", {})},
             )
             if spec.id in taken:
-                dropped.append({"index": i, "name": c.name, "reason": f"duplicate of {spec.id} (same normalized source)"})
+                why = f"duplicate of {spec.id} (same normalized source)"
+                dropped.append({"index": c.index, "name": c.name, "reason": why})
                 continue
             if len(specs) >= room:
-                dropped.append({"index": i, "name": c.name, "reason": f"beyond the {room} candidates asked for"})
+                why = f"beyond the {room} candidates still wanted this round"
+                dropped.append({"index": c.index, "name": c.name, "reason": why})
                 continue
             taken.add(spec.id)
             specs.append(spec)

@@ -43,6 +43,7 @@ class Candidate:
     code: str
     description: str
     entrypoint: str
+    index: int = 0                  # position in the answer's list of items
 
 
 @dataclass
@@ -217,7 +218,7 @@ def validate_item(index: int, item: Any) -> Candidate | Dropped:
     description = description.strip()[:MAX_DESCRIPTION] if isinstance(description, str) else ""
     if name and name[0].isdigit():
         name = f"r_{name}"
-    return Candidate(name=name or entry, code=code, description=description, entrypoint=entry)
+    return Candidate(name=name or entry, code=code, description=description, entrypoint=entry, index=index)
 
 
 def parse_answer(text: str | None) -> ParseResult:
