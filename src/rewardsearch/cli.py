@@ -36,6 +36,7 @@ def _open_run(run_dir: Path):
 
 def _drive(run_dir: Path, store, cfg) -> None:
     from rewardsearch.models import ModelNotAvailable
+    from rewardsearch.propose.base import ProposerError, ProposerNotAvailable
     from rewardsearch.search.loop import RunLocked, Search, run_lock
 
     try:
@@ -43,6 +44,9 @@ def _drive(run_dir: Path, store, cfg) -> None:
             Search(run_dir, cfg, store, console=err).run()
     except (RunLocked, ModelNotAvailable) as exc:
         _fail(str(exc))
+    except (ProposerError, ProposerNotAvailable) as exc:
+        store.set_meta("status", "failed")
+        _fail(f"{exc}; what the run has so far is kept: fix it, then `rewardsearch resume {run_dir}`")
     except KeyboardInterrupt:
         store.set_meta("status", "interrupted")
         err.print(f"interrupted; continue with `rewardsearch resume {run_dir}`")

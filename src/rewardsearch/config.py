@@ -87,7 +87,41 @@ class ProposerConfig(_Section):
     model: str | None = Field(None, description="llm: model name at the endpoint")
     api_key_env: str = Field("OPENAI_API_KEY", description="llm: environment variable holding the API key")
     temperature: float = Field(0.6, ge=0.0, le=2.0, description="llm: sampling temperature")
-    path: str | None = Field(None, description="files/replay: directory of reward files or cassette file")
+    path: str | None = Field(
+        None,
+        description="files: directory of .py reward files; replay: a run directory (its run.sqlite) or a "
+        "JSON/JSONL cassette of recorded responses",
+    )
+    json_mode: Literal["schema", "object", "off"] = Field(
+        "schema",
+        description="llm: structured output asked of the endpoint (JSON schema, JSON object, or none); an endpoint "
+        "that rejects it (HTTP 400/422) is asked again one step down, and the answer is parsed robustly anyway",
+    )
+    batch_size: int = Field(5, ge=1, description="llm: candidates asked for in one call")
+    max_calls_per_round: int = Field(4, ge=1, description="llm: calls made at most to fill one round")
+    max_tokens: int | None = Field(8192, ge=1, description="llm: completion tokens per call (None: endpoint default)")
+    timeout_s: float = Field(180.0, gt=0, description="llm: deadline of one HTTP request (a hang is a timeout)")
+    max_retries: int = Field(5, ge=0, description="llm: retries of one call on 429, 5xx, timeouts, lost connections")
+    backoff_s: float = Field(2.0, gt=0, description="llm: first retry delay; doubles per retry, with jitter")
+    backoff_max_s: float = Field(
+        60.0, gt=0, description="llm: longest wait before a retry; a longer Retry-After ends the call instead"
+    )
+    budget_calls: int | None = Field(None, ge=1, description="llm: HTTP requests allowed in the whole run")
+    budget_tokens: int | None = Field(None, ge=1, description="llm: prompt + completion tokens allowed in the run")
+    budget_usd: float | None = Field(None, gt=0, description="llm: money allowed in the run (needs the prices)")
+    price_input_per_mtok: float = Field(0.0, ge=0, description="llm: USD per million prompt tokens")
+    price_output_per_mtok: float = Field(0.0, ge=0, description="llm: USD per million completion tokens")
+    context_chars: int = Field(
+        60_000, ge=2_000,
+        description="llm: prompt size budget in characters (about 4 per token); feedback is trimmed to fit",
+    )
+    samples: int = Field(3, ge=0, description="llm: training problems shown in the prompt")
+    template_dir: str | None = Field(
+        None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="llm: extra request fields passed through (e.g. top_p, provider options)"
+    )
     parents: int = Field(4, ge=1, description="evolve: ranked parents drawn from the history")
     mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
 
@@ -174,6 +208,12 @@ class Config(_Section):
             raise ValueError("proposer.name=llm needs proposer.base_url and proposer.model")
         if self.proposer.name in ("files", "replay") and not self.proposer.path:
             raise ValueError(f"proposer.name={self.proposer.name} needs proposer.path")
+        p = self.proposer
+        if p.budget_usd is not None and not (p.price_input_per_mtok or p.price_output_per_mtok):
+            raise ValueError(
+                f"proposer.budget_usd={p.budget_usd} needs proposer.price_input_per_mtok or "
+                "proposer.price_output_per_mtok to count money"
+            )
         return self
 
     def hash(self) -> str:

@@ -1,8 +1,9 @@
 """The run store: one SQLite file (WAL) in the run directory holding everything a run knows.
 
 Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `events`,
-`feedback` (what each round handed the proposer). Every state change is one transaction, so a kill at any
-point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
+`feedback` (what each round handed the proposer), `proposer_calls` (every request to a proposer endpoint and
+its answer: the audit trail, the budget's ledger and the replay cassette). Every state change is one
+transaction, so a kill at any point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
 tolerate older rows (missing keys read as defaults).
 """
 
@@ -96,6 +97,27 @@ CREATE TABLE IF NOT EXISTS feedback (
     round INTEGER PRIMARY KEY,
     payload TEXT NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proposer_calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    round INTEGER NOT NULL,
+    proposer TEXT NOT NULL,
+    call INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL DEFAULT '{}',
+    prompt_sha TEXT,
+    raw TEXT,
+    content TEXT,
+    parsed TEXT NOT NULL DEFAULT '[]',
+    dropped TEXT NOT NULL DEFAULT '[]',
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s REAL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    meta TEXT NOT NULL DEFAULT '{}'
 );
 """
 
@@ -367,3 +389,51 @@ class Store:
     def feedback(self, round: int) -> dict[str, Any] | None:
         row = self.db.execute("SELECT payload FROM feedback WHERE round=?", (round,)).fetchone()
         return json.loads(row["payload"]) if row else None
+
+    # -- proposer calls ------------------------------------------------------------------------------------
+
+    _CALL_JSON = {"request": "{}", "parsed": "[]", "dropped": "[]", "meta": "{}"}
+
+    def add_proposer_call(self, rec: dict[str, Any]) -> int:
+        """Append one request/answer record (one HTTP attempt, or one replayed answer); returns its `seq`.
+
+        Keys: round, proposer, call (index within the round), attempt, status (ok | retry | fallback | error),
+        request (model, messages, parameters: never headers or keys), prompt_sha, raw (the body as received),
+        content, parsed, dropped, prompt_tokens, completion_tokens, latency_s, cost_usd, error, meta.
+        """
+        cols = ["ts", "round", "proposer", "call", "attempt", "status", "request", "prompt_sha", "raw", "content",
+                "parsed", "dropped", "prompt_tokens", "completion_tokens", "latency_s", "cost_usd", "error", "meta"]
+        row = {"ts": time.time(), "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": 0.0, **rec}
+        values = []
+        for c in cols:
+            v = row.get(c)
+            if c in self._CALL_JSON:
+                v = json.dumps(v, default=str) if v is not None else self._CALL_JSON[c]
+            values.append(v)
+        with self.tx():
+            cur = self.db.execute(
+                f"INSERT INTO proposer_calls({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values
+            )
+        return int(cur.lastrowid or 0)
+
+    def proposer_calls(self, round: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM proposer_calls WHERE 1=1", []
+        if round is not None:
+            q, args = q + " AND round=?", [*args, round]
+        if status is not None:
+            q, args = q + " AND status=?", [*args, status]
+        out = []
+        for r in self.db.execute(q + " ORDER BY seq", args).fetchall():
+            d = dict(r)
+            for k, default in self._CALL_JSON.items():
+                d[k] = json.loads(d.get(k) or default)
+            out.append(d)
+        return out
+
+    def proposer_spend(self, proposer: str | None = None) -> dict[str, float]:
+        """Requests, tokens and money spent so far in this run (by one proposer, or all)."""
+        q = ("SELECT COUNT(*) AS calls, COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens,"
+             " COALESCE(SUM(cost_usd), 0) AS cost_usd FROM proposer_calls")
+        row = self.db.execute(q + (" WHERE proposer=?" if proposer else ""), (proposer,) if proposer else ())
+        r = row.fetchone()
+        return {"calls": r["calls"], "tokens": r["tokens"], "cost_usd": r["cost_usd"]}

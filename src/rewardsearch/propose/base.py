@@ -17,6 +17,7 @@ from rewardsearch.tasks.base import Problem
 
 if TYPE_CHECKING:
     from rewardsearch.config import ProposerConfig
+    from rewardsearch.store import Store
 
 
 @dataclass
@@ -28,6 +29,8 @@ class HistoryEntry:
     reason: str | None = None                 # why it was rejected or failed
     dev_accuracy: float | None = None
     dev_extraction_rate: float | None = None
+    dev_ci95: list[float] | None = None       # Wilson 95% interval of dev accuracy
+    dev_n: int | None = None                  # dev problems evaluated
     flags: list[str] = field(default_factory=list)
     curves: dict[str, float] = field(default_factory=dict)   # run means of TRL's logged scalars
 
@@ -43,9 +46,20 @@ class RoundContext:
     history: list[HistoryEntry] = field(default_factory=list)
     existing_ids: set[str] = field(default_factory=set)      # ids already in the run: proposals must be new
     baseline_accuracy: float | None = None
+    baseline_dev: dict[str, Any] | None = None   # the baseline's dev eval (accuracy, ci95, extraction_rate, n)
+    feedback: bool = True                        # False in `random` mode: no history, no baseline numbers
+    feedback_top: int = 5                        # how many of the ranked history a prompt shows as best ...
+    feedback_bottom: int = 3                     # ... and as worst
+    score_bound: float = 100.0                   # |score| above this is rejected by the sandbox
 
 
 class Proposer(Protocol):
+    """`propose` returns up to `n` new candidates whose ids are not in `ctx.existing_ids`.
+
+    Optional: an `exhausted` attribute (str | None) saying why the proposer can give no more (budget spent,
+    cassette or directory used up); the loop stops the run cleanly when it is set before a round.
+    """
+
     name: str
 
     def propose(self, ctx: RoundContext, n: int) -> list[RewardSpec]:
@@ -56,13 +70,32 @@ class ProposerNotAvailable(RuntimeError):
     """The configured proposer cannot be built (unknown name, not implemented, missing dependency)."""
 
 
+class ProposerError(RuntimeError):
+    """Proposing failed for good (endpoint down after retries, bad credentials, broken cassette).
+
+    `partial` holds the candidates obtained before the failure: the loop keeps them, and `resume` asks only for
+    the rest of the round. The message is one line naming the endpoint and what to fix.
+    """
+
+    def __init__(self, message: str, partial: list[RewardSpec] | None = None) -> None:
+        super().__init__(message)
+        self.partial = list(partial or [])
+
+
 PROPOSERS: dict[str, str] = {
     "evolve": "rewardsearch.propose.evolve:EvolveProposer",
+    "llm": "rewardsearch.propose.llm:LLMProposer",
+    "replay": "rewardsearch.propose.replay:ReplayProposer",
+    "files": "rewardsearch.propose.files:FilesProposer",
 }
 
 
-def make_proposer(cfg: ProposerConfig) -> Any:
-    """The proposer named by `cfg.name`, built from its config section."""
+def make_proposer(cfg: ProposerConfig, store: Store | None = None) -> Any:
+    """The proposer named by `cfg.name`, built from its config section.
+
+    Proposers that keep an audit trail (`uses_store = True`: llm, replay) also get the run store, where they
+    write every request and answer (`proposer_calls`) and read what the run has spent.
+    """
     path = PROPOSERS.get(cfg.name)
     if path is None:
         known = ", ".join(sorted(PROPOSERS))
@@ -70,4 +103,5 @@ def make_proposer(cfg: ProposerConfig) -> Any:
         hint = f" (did you mean '{guess[0]}'?)" if guess else ""
         raise ProposerNotAvailable(f"proposer.name={cfg.name!r} is not available{hint}; available: {known}")
     module, attr = path.split(":")
-    return getattr(importlib.import_module(module), attr)(cfg)
+    cls = getattr(importlib.import_module(module), attr)
+    return cls(cfg, store=store) if getattr(cls, "uses_store", False) else cls(cfg)

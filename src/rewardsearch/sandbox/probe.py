@@ -292,6 +292,7 @@ def dry_run(
     }
     by_kind = {kind: [s for p, s in zip(pool, full, strict=True) if p.kind == kind] for kind in PROBE_KINDS}
     details["mean_by_kind"] = {kind: _mean(values) for kind, values in by_kind.items()}
+    details["scores"] = full  # the behaviour signature: identical vectors are duplicates (search/dedup.py)
 
     def differs(a: list[float | None], b: list[float | None]) -> int | None:
         return next((k for k, (x, y) in enumerate(zip(a, b, strict=True)) if not _same(x, y)), None)

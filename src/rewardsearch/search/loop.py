@@ -20,9 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from rewardsearch.config import Config
 from rewardsearch.execute.local import Job, LocalExecutor, Outcome
-from rewardsearch.propose.base import RoundContext, make_proposer
+from rewardsearch.propose.base import ProposerError, RoundContext, make_proposer
 from rewardsearch.screen.trial import TrialSpec
-from rewardsearch.search.ranking import feedback_record, history, leaderboard, ranked, trial_id_for
+from rewardsearch.search.ranking import (
+    curve_summary,
+    feedback_record,
+    history,
+    leaderboard,
+    ranked,
+    trial_id_for,
+)
 from rewardsearch.store import EvalRecord, Store, TrialRecord
 
 
@@ -74,7 +81,7 @@ class Search:
         t0 = time.time()
         self.model_dir = resolve_model(cfg.model)
         self.task = load_task(cfg.task, cfg.seed)
-        self.proposer = make_proposer(cfg.proposer)
+        self.proposer = make_proposer(cfg.proposer, store=store)
         store.set_meta("model_dir", str(self.model_dir))
         from rewardsearch.sandbox import describe_machine, resolve_level
 
@@ -89,6 +96,13 @@ class Search:
         for r in range(1, cfg.search.rounds + 1):
             if store.get_meta(f"round_{r}_done"):
                 continue
+            stop = getattr(self.proposer, "exhausted", None)
+            if stop and not store.get_meta(f"proposed_round_{r}"):
+                # budget spent or nothing left to propose: end cleanly, everything finished so far stands
+                store.set_meta("stopped", stop)
+                store.event("stopped", round=r, reason=stop)
+                self.console.log(f"stopping before round {r}: {stop}")
+                break
             self.round(r)
             store.set_meta(f"round_{r}_done", True)
             store.set_meta("rounds_done", r)
@@ -123,8 +137,14 @@ class Search:
 
     def _propose(self, r: int) -> None:
         store, cfg = self.store, self.cfg
-        hist = history(store, cfg.seed) if cfg.search.mode == "feedback" else []
+        # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
+        feedback = cfg.search.mode == "feedback"
+        hist = history(store, cfg.seed) if feedback else []
         base_dev = leaderboard(store, cfg.seed)[0]["dev"]
+        if base_dev and feedback:
+            base_trial = store.trial(trial_id_for(None, cfg.seed))
+            base_dev = {**base_dev, "curves": curve_summary(base_trial.curves) if base_trial else {}}
+        have = store.candidates(round=r)  # kept from an interrupted proposal of this round
         ctx = RoundContext(
             round=r,
             seed=cfg.seed,
@@ -132,22 +152,49 @@ class Search:
             samples=self.task.split("train")[:5],
             history=hist,
             existing_ids={c["id"] for c in store.candidates()},
-            baseline_accuracy=base_dev["accuracy"] if base_dev else None,
+            baseline_accuracy=base_dev["accuracy"] if base_dev and feedback else None,
+            baseline_dev=base_dev if feedback else None,
+            feedback=feedback,
+            feedback_top=cfg.search.feedback_top,
+            feedback_bottom=cfg.search.feedback_bottom,
+            score_bound=cfg.sandbox.score_bound,
         )
         t0 = time.time()
-        specs = self.proposer.propose(ctx, cfg.search.candidates_per_round)
+        want = cfg.search.candidates_per_round - len(have)
+        try:
+            specs = self.proposer.propose(ctx, want) if want > 0 else []
+        except ProposerError as exc:
+            for s in exc.partial:
+                s.round = r
+            kept = store.add_candidates(exc.partial)  # the round stays open: `resume` asks for the rest
+            store.event("propose_failed", round=r, kept=len(kept), reason=str(exc))
+            raise
         for s in specs:
             s.round = r
         added = store.add_candidates(specs, proposed_round=r)
         store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0)
         self.console.log(f"round {r}: {len(added)} candidates proposed by {cfg.proposer.name}")
+        stop = getattr(self.proposer, "exhausted", None)
+        if stop:
+            store.event("proposer_exhausted", round=r, reason=stop)
+            self.console.log(f"proposer {cfg.proposer.name} can give no more: {stop}")
 
     def _check(self, c: dict[str, Any]) -> None:
-        from rewardsearch.sandbox import check_reward
+        from rewardsearch.sandbox import CheckResult, check_reward
+        from rewardsearch.search.dedup import behaviour_key, find_twin
 
         spec = Store.spec_of(c)
         samples = [(p.question, p.answer) for p in self.task.split("train")[:8]]
         results = check_reward(spec, self.cfg.sandbox, samples)
+        probe = results[-1]
+        if probe.ok and probe.details.get("scores") is not None:
+            key = probe.details["behaviour"] = behaviour_key(probe.details["scores"])
+            twin = find_twin(self.store, c["id"], key)
+            if twin:
+                results.append(CheckResult(
+                    "dedup", False, f"duplicate of {twin}: same scores on all {len(probe.details['scores'])} probes",
+                    details={"twin": twin, "behaviour": key},
+                ))
         flags: list[str] = []
         for res in results:
             self.store.add_check(c["id"], res.stage, res.ok, res.reason, res.flags, res.details)

@@ -112,6 +112,8 @@ def history(store: Store, seed: int) -> list[HistoryEntry]:
             reason=r["reason"],
             dev_accuracy=r["dev"]["accuracy"] if r["dev"] else None,
             dev_extraction_rate=r["dev"]["extraction_rate"] if r["dev"] else None,
+            dev_ci95=list(r["dev"]["ci95"]) if r["dev"] else None,
+            dev_n=r["dev"]["n"] if r["dev"] else None,
             flags=r["flags"],
             curves=curve_summary(t.curves) if t else {},
         ))

@@ -1,0 +1,274 @@
+"""The LLM proposer's prompt: jinja2 templates with named slots, feedback trimmed to a budget, secrets redacted.
+
+Templates ship in `propose/templates/`; a file of the same name in `proposer.template_dir` replaces one:
+
+- `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
+  `base_rewards` (the source of `rewardsearch/rewards/base.py`).
+- `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
+  (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
+  accuracy, ci95, n, extraction, flags, description, curves, source), `failures` (name, round, state, reason),
+  `omitted` (what was trimmed), `this_round` (name, description: already proposed this round), `notes`
+  (what was wrong with the previous answer this round).
+- `entry.j2`: one ranked candidate, included by `user.j2`.
+
+Everything shown comes from the dev split (`HistoryEntry` holds no test numbers). The prompt must fit
+`proposer.context_chars`; when it does not, feedback is cut in this order, re-rendering after each cut:
+the source of the worst candidates (oldest first), rejection reasons beyond the newest five (oldest first), the
+source of the best candidates except the leader (lowest ranked first), the worst candidates themselves, the
+remaining rejection reasons, the training samples, the best candidates except the leader, the leader's source.
+What was cut is said in the prompt and recorded with the call. A prompt that does not fit even then is an
+error naming the budget.
+
+Redaction: known secret shapes (OpenAI/Groq/HF/GitHub/AWS/Google keys, bearer tokens, private keys, quoted
+`api_key = "..."`) and the values of secret-looking environment variables (the API key's included) are replaced
+with `[REDACTED]` in every slot and in the final text.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rewardsearch.config import ProposerConfig
+from rewardsearch.propose.base import HistoryEntry, ProposerError, ProposerNotAvailable, RoundContext
+from rewardsearch.rewards.spec import RewardSpec
+
+REDACTED = "[REDACTED]"
+_SECRET_PATTERNS = [
+    re.compile(p, re.DOTALL)
+    for p in (
+        r"sk-[A-Za-z0-9_\-]{16,}",                       # OpenAI, Anthropic (sk-ant-...), DeepSeek
+        r"gsk_[A-Za-z0-9]{20,}",                         # Groq
+        r"hf_[A-Za-z0-9]{20,}",                          # Hugging Face
+        r"gh[pousr]_[A-Za-z0-9]{20,}",                   # GitHub
+        r"AKIA[0-9A-Z]{16}",                             # AWS access key id
+        r"AIza[0-9A-Za-z_\-]{35}",                       # Google
+        r"xox[abpr]-[A-Za-z0-9\-]{10,}",                 # Slack
+        r"(?i)bearer\s+[A-Za-z0-9._\-]{16,}",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    )
+]
+# `api_key = "..."`: only quoted values, so ordinary code such as `secret = text.split()` is left alone.
+_ASSIGNED_SECRET = re.compile(r"""(?i)((?:api[_-]?key|secret|password|passwd)\s*[=:]\s*["'])([^"'\s]{8,})(["'])""")
+_SECRET_ENV = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD)")
+_MIN_SECRET_LEN = 8
+_KEEP_FAILURES = 5  # newest rejection reasons kept until the late cuts
+
+
+def env_secrets(extra: Iterable[str] = ()) -> list[str]:
+    """Values of secret-looking environment variables (and `extra`), longest first, for `redact`."""
+    values = {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= _MIN_SECRET_LEN}
+    values |= {v for v in extra if v and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    for value in secrets:
+        text = text.replace(value, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(REDACTED, text)
+    return _ASSIGNED_SECRET.sub(lambda m: m.group(1) + REDACTED + m.group(3), text)
+
+
+def base_rewards_source() -> str:
+    from rewardsearch.rewards import base
+
+    return inspect.getsource(base).strip()
+
+
+# --- views of the records, as the templates see them ------------------------------------------------------------
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(ci: list[float] | tuple[float, float] | None) -> str:
+    return "n/a" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def curve_lines(curves: dict[str, float]) -> list[str]:
+    """The training summary a proposer can act on, from `curve_summary`'s run means (TRL's metric names)."""
+    out = []
+    comps = {k[len("rewards/"):-len("/mean")]: v for k, v in curves.items()
+             if k.startswith("rewards/") and k.endswith("/mean")}
+    if comps:
+        out.append("mean reward " + ", ".join(f"{name} {v:.3f}" for name, v in comps.items()))
+    for key, label, digits in (
+        ("frac_reward_zero_std", "zero-variance groups", 2),
+        ("completions/mean_length", "completion length", 1),
+        ("completions/clipped_ratio", "cut at the length limit", 2),
+        ("kl", "KL", 4),
+    ):
+        if key in curves:
+            out.append(f"{label} {curves[key]:.{digits}f}")
+    return out
+
+
+@dataclass
+class _Entry:
+    view: dict[str, Any]
+    round: int
+    show_source: bool = True
+
+    def render_view(self) -> dict[str, Any]:
+        return {**self.view, "source": self.view["source"] if self.show_source else None}
+
+
+@dataclass
+class _Parts:
+    """The trimmable content of one prompt; cuts mutate it, `omitted` says what was cut."""
+
+    samples: list[dict[str, str]]
+    top: list[_Entry]
+    bottom: list[_Entry]
+    failures: list[dict[str, Any]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def cut(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def omitted(self) -> list[str]:
+        return [f"{what} ({n})" for what, n in self.counts.items()]
+
+
+@dataclass
+class Prompt:
+    messages: list[dict[str, str]]
+    chars: int
+    omitted: list[str]
+
+
+class PromptBuilder:
+    """Renders the two messages of a request; see the module docstring."""
+
+    def __init__(self, cfg: ProposerConfig, secrets: Iterable[str] = ()) -> None:
+        from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
+
+        self.cfg = cfg
+        self.secrets = list(secrets)
+        loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
+        if cfg.template_dir:
+            if not Path(cfg.template_dir).is_dir():
+                raise ProposerNotAvailable(
+                    f"proposer.template_dir={cfg.template_dir!r} is not a directory (it should hold system.j2 "
+                    "and/or user.j2)"
+                )
+            loaders.insert(0, FileSystemLoader(cfg.template_dir))
+        self.env = Environment(
+            loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=True, autoescape=False,
+        )
+
+    def _clean(self, text: str | None) -> str:
+        return redact(text or "", self.secrets)
+
+    def _entry(self, h: HistoryEntry) -> _Entry:
+        view = {
+            "id": h.spec.id, "name": self._clean(h.spec.name), "round": h.spec.round,
+            "accuracy": _num(h.dev_accuracy), "ci95": _ci(h.dev_ci95), "n": h.dev_n if h.dev_n is not None else "n/a",
+            "extraction": _num(h.dev_extraction_rate, 2), "flags": list(h.flags),
+            "description": self._clean(h.spec.description), "curves": curve_lines(h.curves),
+            "source": self._clean(h.spec.source).rstrip(),
+        }
+        return _Entry(view, h.spec.round)
+
+    def _parts(self, ctx: RoundContext) -> _Parts:
+        samples = [{"question": p.question, "answer": p.answer} for p in ctx.samples[: self.cfg.samples]]
+        if not ctx.feedback:
+            return _Parts(samples, [], [], [])
+        evaluated = [h for h in ctx.history if h.state == "evaluated" and h.dev_accuracy is not None]
+        top = evaluated[: ctx.feedback_top]
+        bottom = [h for h in evaluated[::-1] if h not in top][: ctx.feedback_bottom]
+        failures = [
+            {"name": self._clean(h.spec.name), "round": h.spec.round, "state": h.state,
+             "reason": self._clean(h.reason or "no reason recorded")}
+            for h in sorted(ctx.history, key=lambda h: h.spec.round)
+            if h.state in ("rejected", "failed", "quarantined")
+        ]
+        return _Parts(samples, [self._entry(h) for h in top], [self._entry(h) for h in bottom], failures)
+
+    def _cuts(self, parts: _Parts) -> Iterable[Callable[[], bool]]:
+        """Each cut removes one unit of feedback and returns True, or returns False when it has nothing left."""
+
+        def drop_source(entries: list[_Entry], order: Callable[[list[_Entry]], list[_Entry]], what: str):
+            def cut() -> bool:
+                for e in order(entries):
+                    if e.show_source:
+                        e.show_source = False
+                        parts.cut(what)
+                        return True
+                return False
+            return cut
+
+        def pop(items: list[Any], index: int, what: str, keep: int = 0):
+            def cut() -> bool:
+                if len(items) <= keep:
+                    return False
+                items.pop(index)
+                parts.cut(what)
+                return True
+            return cut
+
+        oldest_first = lambda es: sorted(es, key=lambda e: e.round)  # noqa: E731
+        lowest_first = lambda es: list(reversed(es[1:]))  # noqa: E731
+        yield drop_source(parts.bottom, oldest_first, "source of worst candidates")
+        yield pop(parts.failures, 0, "older rejection reasons", keep=_KEEP_FAILURES)
+        yield drop_source(parts.top, lowest_first, "source of best candidates")
+        yield pop(parts.bottom, -1, "worst candidates")  # the list is worst first: drop the least bad
+        yield pop(parts.failures, 0, "rejection reasons")
+        yield pop(parts.samples, -1, "training samples")
+        yield pop(parts.top, -1, "best candidates", keep=1)
+        yield drop_source(parts.top, lambda es: es, "source of the leading candidate")
+
+    def build(
+        self, ctx: RoundContext, n: int, this_round: list[RewardSpec] | None = None, notes: list[str] | None = None
+    ) -> Prompt:
+        parts = self._parts(ctx)
+        system = self.env.get_template("system.j2").render(
+            allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
+            base_rewards=base_rewards_source(),
+        )
+        base = ctx.baseline_dev if ctx.feedback else None
+        baseline = None
+        if base:
+            baseline = {"accuracy": _num(base.get("accuracy")), "ci95": _ci(base.get("ci95")),
+                        "n": base.get("n", "n/a"), "extraction": _num(base.get("extraction_rate"), 2),
+                        "curves": curve_lines(base.get("curves") or {})}
+        fixed = {
+            "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
+            "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
+                           for s in this_round or []],
+            "notes": [self._clean(x) for x in notes or []],
+        }
+
+        def render() -> Prompt:
+            user = self.env.get_template("user.j2").render(
+                **fixed, samples=parts.samples, top=[e.render_view() for e in parts.top],
+                bottom=[e.render_view() for e in parts.bottom], failures=parts.failures, omitted=parts.omitted(),
+            )
+            messages = [{"role": "system", "content": self._clean(system)},
+                        {"role": "user", "content": self._clean(user)}]
+            return Prompt(messages, sum(len(m["content"]) for m in messages), parts.omitted())
+
+        prompt = render()
+        for cut in self._cuts(parts):
+            while prompt.chars > self.cfg.context_chars and cut():
+                prompt = render()
+        if prompt.chars > self.cfg.context_chars:
+            raise ProposerError(
+                f"proposer.context_chars={self.cfg.context_chars}: the prompt needs {prompt.chars} characters even "
+                "with all feedback cut; raise it"
+            )
+        return prompt
+
+
+def _allowed_modules() -> tuple[str, ...]:
+    from rewardsearch.sandbox.static import ALLOWED_MODULES
+
+    return ALLOWED_MODULES
