@@ -40,7 +40,8 @@ def test_llm_run_then_replay_reproduces_the_candidates(
         proc = subprocess.run(
             [*CLI, "run", "--preset", "smoke", "--out", str(run_dir), *_overrides(tiny_model_dir),
              "proposer.name=llm", f"proposer.base_url={llm.url}", "proposer.model=fake-model",
-             f"proposer.api_key_env={KEY_ENV}", "proposer.timeout_s=10"],
+             f"proposer.api_key_env={KEY_ENV}", "proposer.timeout_s=10",
+             "search.refills=0"],  # the scripted pool is sized for exactly two calls
             capture_output=True, text=True, timeout=900,
         )
         prompts = llm.prompts()

@@ -133,7 +133,11 @@ def test_the_probe_dry_run_exposes_its_score_vector() -> None:
     spec = RewardSpec(name="last_number_match", source=POOL[0]["code"])
     samples = [(p.question, p.answer) for p in TASK.split("train")[:2]]
     probe = check_reward(spec, SandboxConfig(), samples)[-1]
-    assert probe.ok and len(probe.details["scores"]) == probe.details["pool_size"] == 20
+    from rewardsearch.sandbox.probe import build_pool
+
+    assert probe.ok and len(probe.details["scores"]) == probe.details["pool_size"]
+    assert probe.details["pool_size"] >= len(build_pool(samples)) > 0
+    assert any(s != probe.details["scores"][0] for s in probe.details["scores"])
 
 
 def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path: Path) -> None:
@@ -153,6 +157,23 @@ def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path:
     assert twin["state"] == "rejected" and twin["reason"].startswith(f"dedup: duplicate of {first['id']}")
     dedup = [c for c in store.checks(twin["id"]) if c["stage"] == "dedup"][0]
     assert dedup["details"]["twin"] == first["id"]
+
+
+def test_duplicates_are_replaced_by_asking_the_proposer_again(tmp_path: Path) -> None:
+    files = tmp_path / "rewards"
+    files.mkdir()
+    for i, idx in enumerate((0, 3, 2)):  # last_number_match, its behavioural twin, tag_partial
+        (files / f"r{i}_{POOL[idx]['name']}.py").write_text(POOL[idx]["code"])
+    search, store = _search(tmp_path / "run", proposer={"name": "files", "path": str(files)},
+                            search={"candidates_per_round": 2, "refills": 2})
+    search._propose(1)
+    search._check_proposed(1)
+    search._replace_duplicates(1)
+    states = {c["entrypoint"]: c["state"] for c in store.candidates(round=1)}
+    assert states == {"last_number_match": "accepted", "last_number_match_v2": "rejected", "tag_partial": "accepted"}
+    assert store.get_meta("refill_1_1") and not store.get_meta("refill_1_2")
+    search._replace_duplicates(1)  # as on resume: nothing is asked twice
+    assert len(store.candidates()) == 3
 
 
 def _evaluate_all(store: Store, r: int) -> None:

@@ -180,6 +180,10 @@ class SearchConfig(_Section):
     feedback_top: int = Field(5, ge=1, description="best candidates shown to the proposer")
     feedback_bottom: int = Field(3, ge=0, description="worst candidates shown to the proposer")
     mode: Literal["feedback", "random"] = Field("feedback", description="random = no history to the proposer")
+    refills: int = Field(
+        2, ge=0,
+        description="times a round asks the proposer again to replace candidates rejected as behavioural duplicates",
+    )
 
 
 class ExecutorConfig(_Section):

@@ -229,20 +229,20 @@ class Store:
     # -- candidates ----------------------------------------------------------------------------------------
 
     def add_candidates(
-        self, specs: list[RewardSpec], state: str = "proposed", proposed_round: int | None = None
+        self, specs: list[RewardSpec], state: str = "proposed", proposed_round: int | None = None,
+        mark: str | None = None,
     ) -> list[RewardSpec]:
         """Insert new candidates in one transaction; returns those actually inserted (ids are unique).
 
-        With `proposed_round`, the round is marked proposed in the same transaction, so a resumed run never
-        asks the proposer twice for one round (an LLM would answer differently the second time).
+        With `proposed_round` (or any `mark` key), the round is marked proposed in the same transaction, so a
+        resumed run never asks the proposer twice for one batch (an LLM would answer differently the second time).
         """
         now = time.time()
         added = []
+        keys = ([f"proposed_round_{proposed_round}"] if proposed_round is not None else []) + ([mark] if mark else [])
         with self.tx():
-            if proposed_round is not None:
-                self.db.execute(
-                    "INSERT OR REPLACE INTO run(key, value) VALUES (?, 'true')", (f"proposed_round_{proposed_round}",)
-                )
+            for key in keys:
+                self.db.execute("INSERT OR REPLACE INTO run(key, value) VALUES (?, 'true')", (key,))
             for s in specs:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO candidates(id, name, round, origin, source, description, parents,"

@@ -123,9 +123,8 @@ class Search:
         store, cfg = self.store, self.cfg
         if not store.get_meta(f"proposed_round_{r}"):
             self._propose(r)
-        for c in store.candidates(round=r):
-            if c["state"] == "proposed":
-                self._check(c)
+        self._check_proposed(r)
+        self._replace_duplicates(r)
         todo = [c for c in store.candidates(round=r) if c["state"] in ("accepted", "trained")]
         self._screen(r, todo)
         fb = feedback_record(store, cfg.seed, r, cfg.search.feedback_top, cfg.search.feedback_bottom)
@@ -135,7 +134,28 @@ class Search:
             lead = fb["top"][0]
             self.console.log(f"round {r} done: leader {lead['name']} dev acc {lead['dev']['accuracy']:.3f}")
 
-    def _propose(self, r: int) -> None:
+    def _replace_duplicates(self, r: int) -> None:
+        """Ask the proposer again for candidates lost to behavioural de-duplication, up to `search.refills` times.
+
+        A bred child often behaves exactly like an earlier candidate; training it would only repeat a trial.
+        Each refill is marked in the store, so `resume` never asks twice for the same one.
+        """
+        store, cfg = self.store, self.cfg
+        for k in range(1, cfg.search.refills + 1):
+            distinct = [c for c in store.candidates(round=r) if not (c["reason"] or "").startswith("dedup:")]
+            short = cfg.search.candidates_per_round - len(distinct)
+            if short <= 0 or getattr(self.proposer, "exhausted", None):
+                return
+            if not store.get_meta(f"refill_{r}_{k}"):
+                self._propose(r, want=short, mark=f"refill_{r}_{k}")
+            self._check_proposed(r)
+
+    def _check_proposed(self, r: int) -> None:
+        for c in self.store.candidates(round=r):
+            if c["state"] == "proposed":
+                self._check(c)
+
+    def _propose(self, r: int, want: int | None = None, mark: str | None = None) -> None:
         store, cfg = self.store, self.cfg
         # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
         feedback = cfg.search.mode == "feedback"
@@ -160,7 +180,8 @@ class Search:
             score_bound=cfg.sandbox.score_bound,
         )
         t0 = time.time()
-        want = cfg.search.candidates_per_round - len(have)
+        if want is None:
+            want = cfg.search.candidates_per_round - len(have)
         try:
             specs = self.proposer.propose(ctx, want) if want > 0 else []
         except ProposerError as exc:
@@ -171,9 +192,10 @@ class Search:
             raise
         for s in specs:
             s.round = r
-        added = store.add_candidates(specs, proposed_round=r)
+        added = store.add_candidates(specs, proposed_round=None if mark else r, mark=mark)
         store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0)
-        self.console.log(f"round {r}: {len(added)} candidates proposed by {cfg.proposer.name}")
+        what = "replacements for duplicates" if mark else "candidates"
+        self.console.log(f"round {r}: {len(added)} {what} proposed by {cfg.proposer.name}")
         stop = getattr(self.proposer, "exhausted", None)
         if stop:
             store.event("proposer_exhausted", round=r, reason=stop)
