@@ -129,6 +129,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
     t0 = time.time()
     out = write_report(run_dir, store)
     err.print(f"wrote {out / 'index.html'}, {out / 'report.md'}, {out / 'results.json'} ({time.time() - t0:.1f}s)")
+    results = json.loads((out / "results.json").read_text())
+    if results["arms"]:
+        _print_final_table(results)
 
 
 @app.command()
@@ -246,8 +249,13 @@ def _run_final_stage(run_dir: Path, store, cfg) -> None:
     store.set_meta("final_config", cfg.model_dump(mode="json"))
     store.set_meta("final_config_hash", cfg.hash())
     FinalStage(run_dir, cfg, store, console=err).run()
-    out = write_report(run_dir, store)
-    _print_final_table(build_results(run_dir, store))
+    try:
+        out = write_report(run_dir, store)
+        _print_final_table(build_results(run_dir, store))
+    except ImportError as exc:  # a trainer-only machine (e.g. a bare GPU box): the store holds everything
+        err.print(f"no report here ({exc}); copy {run_dir} to a machine with the report's dependencies and run "
+                  f"`rewardsearch report {run_dir}` there", markup=False)
+        return
     err.print(f"report: {out / 'index.html'}")
 
 

@@ -127,7 +127,7 @@ def matrix(results: dict[str, Any], family: str) -> str | None:
         i, j = idx[c["a"]], idx[c["b"]]
         text = f"{c['p_holm']:.2f}" + ("*" if c["p_holm"] < fam["alpha"] else "")
         for (r, k) in ((i, j), (j, i)):
-            ax.text(k, r, text, ha="center", va="center", fontsize=7, color="white" if c["p_holm"] < 0.5 else "black")
+            ax.text(k, r, text, ha="center", va="center", fontsize=7, color="black" if c["p_holm"] < 0.5 else "white")
     names = [_short(labels.get(u, u), 22) for u in units]
     ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
