@@ -89,6 +89,17 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
     store = _open_run(run_dir)
     cfg = Config.model_validate(store.get_meta("config"))
     if store.get_meta("status") == "done":
+        if cfg.ensemble.after_run and store.get_meta("final_status") != "done":
+            from rewardsearch.config import override_config
+            from rewardsearch.search.loop import RunLocked, run_lock
+
+            cfg = override_config(cfg, list(store.get_meta("final_overrides") or []), allowed=FINAL_OVERRIDABLE)
+            try:  # the search finished, its final stage did not: continue that (same lock, same settings)
+                with run_lock(run_dir):
+                    _run_final_stage(run_dir, store, cfg)
+            except RunLocked as exc:
+                _fail(str(exc))
+            return
         err.print(f"run {run_dir} is already finished")
         return
     store.event("resumed")
