@@ -143,8 +143,8 @@ class FinalStage:
             ))
         if len(vectors) < 2:
             self.console.log(f"only {len(vectors)} evaluated candidate(s): no ensembles")
-        ks = sorted({min(k, len(vectors)) for k in e.ks})
-        for strategy, members, aliases in plan_sets(vectors, ks, e.greedy, e.max_members):
+        # top-k beyond the candidates evaluated is capped (top-10 of 4 = top-4): same set, trained once, aliased
+        for strategy, members, aliases in plan_sets(vectors, e.ks, e.greedy, e.max_members):
             arms.append(ArmRecord(
                 id=strategy, label=strategy, kind="ensemble",
                 strategy="top-k" if strategy.startswith("top-") else strategy, members=members,
