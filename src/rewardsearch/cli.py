@@ -42,6 +42,8 @@ def _drive(run_dir: Path, store, cfg) -> None:
     try:
         with run_lock(run_dir):
             Search(run_dir, cfg, store, console=err).run()
+            if cfg.ensemble.after_run:  # e.g. the paper preset: one command from search to report
+                _run_final_stage(run_dir, store, cfg)
     except (RunLocked, ModelNotAvailable) as exc:
         _fail(str(exc))
     except (ProposerError, ProposerNotAvailable) as exc:
@@ -91,6 +93,17 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> No
     store = _open_run(run_dir)
     cfg = Config.model_validate(store.get_meta("config"))
     if store.get_meta("status") == "done":
+        if cfg.ensemble.after_run and store.get_meta("final_status") != "done":
+            from rewardsearch.config import override_config
+            from rewardsearch.search.loop import RunLocked, run_lock
+
+            cfg = override_config(cfg, list(store.get_meta("final_overrides") or []), allowed=FINAL_OVERRIDABLE)
+            try:  # the search finished, its final stage did not: continue that (same lock, same settings)
+                with run_lock(run_dir):
+                    _run_final_stage(run_dir, store, cfg)
+            except RunLocked as exc:
+                _fail(str(exc))
+            return
         err.print(f"run {run_dir} is already finished")
         return
     store.event("resumed")
@@ -124,13 +137,16 @@ def status(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Write DIR/report/ (report.md, index.html, results.json)."""
+    """Write DIR/report/ (index.html, report.md, results.json) with statistics and figures."""
     from rewardsearch.report import write_report
-    from rewardsearch.search.status import evaluations, run_status
 
     store = _open_run(run_dir)
-    out = write_report(run_dir, run_status(run_dir, store), evaluations(store))
-    err.print(f"wrote {out / 'report.md'}, {out / 'index.html'}, {out / 'results.json'}")
+    t0 = time.time()
+    out = write_report(run_dir, store)
+    err.print(f"wrote {out / 'index.html'}, {out / 'report.md'}, {out / 'results.json'} ({time.time() - t0:.1f}s)")
+    results = json.loads((out / "results.json").read_text())
+    if results["arms"]:
+        _print_final_table(results)
 
 
 @app.command()
@@ -260,19 +276,115 @@ def eval_cmd(
                   f"extraction {rec.extraction_rate:.2f}, flexible {rec.flex_accuracy:.3f} ({rec.wall_s:.1f}s)")
 
 
+FINAL_OVERRIDABLE = ("ensemble.", "executor.", "stats.")
+
+
+def _run_final_stage(run_dir: Path, store, cfg) -> None:
+    """Final stage, then the report and the closing table (caller holds the run lock)."""
+    from rewardsearch.report import write_report
+    from rewardsearch.report.results import build_results
+    from rewardsearch.search.finals import FinalStage
+
+    store.set_meta("final_config", cfg.model_dump(mode="json"))
+    store.set_meta("final_config_hash", cfg.hash())
+    FinalStage(run_dir, cfg, store, console=err).run()
+    try:
+        out = write_report(run_dir, store)
+        _print_final_table(build_results(run_dir, store))
+    except ImportError as exc:  # a trainer-only machine (e.g. a bare GPU box): the store holds everything
+        err.print(f"no report here ({exc}); copy {run_dir} to a machine with the report's dependencies and run "
+                  f"`rewardsearch report {run_dir}` there", markup=False)
+        return
+    err.print(f"report: {out / 'index.html'}")
+
+
+def _print_final_table(results: dict) -> None:
+    from rewardsearch.report.results import final_table
+
+    def p(c: dict | None) -> str:
+        return "-" if not c else f"{c['p_holm']:.3g} ({c['diff']:+.3f})"
+
+    table = Table(title=f"final arms on test (selected on {results['selection_split']}; p = Holm-corrected exact "
+                        f"McNemar, test-final family, alpha {results['settings']['alpha']})")
+    for col in ("role", "arm", "k", "seeds", "test acc", "seed sd", "95% CI (BCa)", "p vs best ens.", "p vs base"):
+        table.add_column(col)
+    for r in final_table(results):
+        ci = r["ci95_bca"] or r["ci95_percentile"]
+        table.add_row(
+            r["role"], r["label"], str(r["k"]), str(len(r["seeds"])), f"{r['test_accuracy']:.3f}",
+            f"{r['seed_sd']:.3f}" if r["seed_sd"] is not None else "-",
+            f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", p(r["vs_best_ensemble"]), p(r["vs_base"]),
+        )
+    Console(width=160).print(table)
+    w = results.get("winner")
+    if w:
+        c = w.get("comparison")
+        detail = f" vs {w.get('runner_up_label')}: p_holm {c['p_holm']:.3g}, diff {c['diff']:+.3f}" if c else ""
+        print(f"verdict: {w['verdict']}: {w['label']}{detail}" + (f" ({w['note']})" if w.get("note") else ""))
+
+
 @app.command()
-def ensemble(run_dir: Annotated[Path, typer.Argument()]) -> None:
-    """Ensembles, multi-seed retraining and controls (not yet: issue 'Proof')."""
-    _fail("`ensemble` is not implemented yet (tracked by the statistics/ensembles issue)", code=3)
+def ensemble(
+    run_dir: Annotated[Path, typer.Argument(help="run directory of a finished search")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="ensemble.*, executor.*, stats.* KEY=VALUE overrides")
+    ] = None,
+    random_run: Annotated[
+        Path | None, typer.Option(help="a finished search.mode=random run: its best candidate becomes a control")
+    ] = None,
+) -> None:
+    """Ensembles, multi-seed retraining of the best candidates and controls; then the report and a final table.
+
+    Overrides are remembered: `rewardsearch ensemble DIR` again continues a killed stage with the same settings.
+    """
+    from rewardsearch.config import Config, ConfigError, override_config
+    from rewardsearch.models import ModelNotAvailable
+    from rewardsearch.search.loop import RunLocked, run_lock
+
+    store = _open_run(run_dir)
+    items = list(overrides) if overrides else list(store.get_meta("final_overrides") or [])
+    if random_run is not None:
+        items = [i for i in items if not i.startswith("ensemble.random_run=")]
+        items.append(f"ensemble.random_run={random_run.resolve()}")
+    try:
+        cfg = override_config(Config.model_validate(store.get_meta("config")), items, allowed=FINAL_OVERRIDABLE)
+    except ConfigError as exc:
+        _fail(str(exc))
+    store.set_meta("final_overrides", items)
+    for item in items:
+        err.print(f"override: {item}", highlight=False, markup=False)
+    t0 = time.time()
+    try:
+        with run_lock(run_dir):
+            _run_final_stage(run_dir, store, cfg)
+    except (RunLocked, ModelNotAvailable, RuntimeError, FileNotFoundError) as exc:
+        _fail(str(exc).splitlines()[0])
+    except KeyboardInterrupt:
+        store.set_meta("final_status", "interrupted")
+        err.print(f"interrupted; continue with `rewardsearch ensemble {run_dir}`")
+        raise typer.Exit(130) from None
+    err.print(f"final stage done in {time.time() - t0:.0f}s")
 
 
 @app.command()
 def export(
-    run_dir: Annotated[Path, typer.Argument()],
-    format: Annotated[str, typer.Option("--format")] = "trl",
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    format: Annotated[str, typer.Option("--format", help="trl | verl | openrlhf")] = "trl",
+    top: Annotated[int, typer.Option(help="how many of the best reward sets to export", min=1)] = 1,
+    out: Annotated[Path | None, typer.Option(help="a .py file (one reward set) or a directory")] = None,
 ) -> None:
-    """Export rewards as standalone modules (not yet: issue 'Proof')."""
-    _fail("`export` is not implemented yet (tracked by the statistics/ensembles issue)", code=3)
+    """Export the best rewards (or reward sets) as standalone Python modules with a manifest each."""
+    from rewardsearch.rewards.export import FORMATS, ExportError, export_run
+
+    if format not in FORMATS:
+        _fail(f"--format {format!r}: expected one of {', '.join(FORMATS)}")
+    store = _open_run(run_dir)
+    try:
+        written = export_run(run_dir, store, format, top, out)
+    except ExportError as exc:
+        _fail(str(exc))
+    for path in written:
+        err.print(f"wrote {path} (+ {path.with_suffix('.manifest.json').name})")
 
 
 if __name__ == "__main__":

@@ -195,6 +195,63 @@ class ExecutorConfig(_Section):
     )
 
 
+class EnsembleConfig(_Section):
+    """The final stage (`rewardsearch ensemble DIR`): reward sets built from the dev ranking, multi-seed
+    retraining of the best single candidates, and controls; every one trained and evaluated on dev and test.
+
+    Ensembles: `top-k` for each k in `ks` (capped by the candidates evaluated; equal sets are trained once) and,
+    for each name in `greedy`, forward selection over the members' per-item dev correctness vectors:
+    `cover` adds the candidate that solves most dev items the set does not yet solve (complementarity),
+    `vote` adds the candidate that most raises the share of items at least half the members solve (consensus).
+    The paper preset's seven: top-2, top-3, top-5, top-7, top-10, greedy-cover, greedy-vote.
+    """
+
+    ks: list[int] = Field(default_factory=lambda: [2, 3, 5, 7, 10], description="sizes of the top-k ensembles")
+    greedy: list[Literal["cover", "vote"]] = Field(
+        default_factory=lambda: ["cover", "vote"], description="greedy forward-selection criteria (see class doc)"
+    )
+    max_members: int = Field(10, ge=2, description="largest reward set a greedy selection may build")
+    normalize: Literal["zscore", "none"] = Field(
+        "zscore", description="ensemble/random-set trials: z-score each reward within its GRPO group before summing"
+    )
+    seeds: int = Field(3, ge=1, description="training seeds per final arm: the run's seed, seed+1, ...")
+    retrain_top: int = Field(3, ge=0, description="best single candidates (dev) retrained with `seeds` seeds")
+    base_control: bool = Field(True, description="control: the base rewards only")
+    random_k: bool = Field(True, description="control: k randomly drawn accepted candidates (k of the best ensemble)")
+    random_k_policy: Literal["best", "all"] = Field(
+        "best",
+        description="best: draw after the ensembles are evaluated, k = the best one's size (a second wave of trials); "
+        "all: one draw per distinct ensemble size, trained beside the ensembles (more trials, one wave)",
+    )
+    random_run: str | None = Field(
+        None, description="a finished search.mode=random run directory; its best candidate becomes a control"
+    )
+    random_search: bool = Field(
+        False, description="run that random-mode search here first (DIR/random-search, same budget), then use it"
+    )
+    select_split: Literal["dev", "test"] = Field(
+        "dev", description="split that picks the winner and the best ensemble; test inflates what is reported"
+    )
+    slots: int = Field(0, ge=0, description="trials side by side in this stage; 0 = executor.slots")
+    after_run: bool = Field(False, description="`run` goes on into this stage and writes the report when done")
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> EnsembleConfig:
+        bad = [k for k in self.ks if k < 2]
+        if bad:
+            raise ValueError(f"ks must all be >= 2 (an ensemble has at least two members), got {bad}")
+        return self
+
+
+class StatsConfig(_Section):
+    """Statistics of the report: bootstrap CIs, paired tests, multiple-comparison corrections."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise error rate of the corrected tests")
+    confidence: float = Field(0.95, gt=0, lt=1, description="level of every confidence interval")
+    bootstrap_resamples: int = Field(2000, ge=100, description="bootstrap resamples (seeded with the run's seed)")
+    matrix_top: int = Field(10, ge=1, description="dev family: the top-N candidates and the baseline, pairwise")
+
+
 class Config(_Section):
     seed: int = Field(0, ge=0)
     task: TaskConfig = Field(default_factory=TaskConfig)
@@ -205,6 +262,8 @@ class Config(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -243,6 +302,8 @@ def _format_error(err: ValidationError, overrides: dict[str, Any]) -> str:
         value = overrides[key]
     if not key:  # model-level validator: the message names the keys itself
         return f"invalid config: {msg.removeprefix('Value error, ')}"
+    if isinstance(value, dict):  # a section's validator: the message names the field
+        return f"{key}: {msg.removeprefix('Value error, ')}"
     return f"{key}={value!r}: {msg.removeprefix('Value error, ')}"
 
 
@@ -313,6 +374,21 @@ def load_config(
         if not isinstance(tree, dict):
             raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(tree).__name__}")
     parsed = parse_overrides(overrides or [])
+    for key, value in parsed.items():
+        _set_dotted(tree, key, value)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, parsed)) from None
+
+
+def override_config(cfg: Config, overrides: list[str], allowed: tuple[str, ...] = ()) -> Config:
+    """`cfg` with `KEY=VALUE` overrides applied and validated once; `allowed` limits the key prefixes."""
+    parsed = parse_overrides(overrides)
+    for key in parsed:
+        if allowed and not key.startswith(allowed):
+            raise ConfigError(f"override {key!r}: only {', '.join(p + '*' for p in allowed)} keys may change here")
+    tree = cfg.model_dump(mode="json")
     for key, value in parsed.items():
         _set_dotted(tree, key, value)
     try:

@@ -2,9 +2,10 @@
 
 Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `events`,
 `feedback` (what each round handed the proposer), `proposer_calls` (every request to a proposer endpoint and
-its answer: the audit trail, the budget's ledger and the replay cassette). Every state change is one
-transaction, so a kill at any point leaves the store consistent and loses at most the trial in flight. Rows are plain records; JSON columns
-tolerate older rows (missing keys read as defaults).
+its answer: the audit trail, the budget's ledger and the replay cassette), `arms` (the final stage's reward
+sets). Every state change is one transaction, so a kill at any point leaves the store consistent and loses at
+most the trial in flight. Rows are plain records; JSON columns tolerate older rows (missing keys read as
+defaults).
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ CREATE TABLE IF NOT EXISTS proposer_calls (
     error TEXT,
     meta TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS arms (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    members TEXT NOT NULL DEFAULT '[]',
+    specs TEXT NOT NULL DEFAULT '[]',
+    normalize TEXT NOT NULL DEFAULT 'none',
+    aliases TEXT NOT NULL DEFAULT '[]',
+    meta TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
 """
 
 # Candidate lifecycle. A candidate only moves forward; `resume` picks up each one where it stopped.
@@ -160,6 +173,26 @@ class EvalRecord:
     @property
     def n(self) -> int:
         return len(self.item_ids)
+
+
+@dataclass
+class ArmRecord:
+    """One reward set of the final stage (`search/finals.py`), trained with several seeds and evaluated on dev+test.
+
+    `kind`: single | ensemble | control. `strategy`: retrain | top-k | greedy-cover | greedy-vote | base |
+    random-k | random-search. `members` are candidate ids; `specs` their RewardSpec dicts (a random-search
+    control's member lives in another run's store). `aliases` are other strategies that built the same set.
+    """
+
+    id: str
+    label: str
+    kind: str
+    strategy: str
+    members: list[str] = field(default_factory=list)
+    specs: list[dict[str, Any]] = field(default_factory=list)
+    normalize: str = "none"
+    aliases: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Store:
@@ -437,3 +470,38 @@ class Store:
         row = self.db.execute(q + (" WHERE proposer=?" if proposer else ""), (proposer,) if proposer else ())
         r = row.fetchone()
         return {"calls": r["calls"], "tokens": r["tokens"], "cost_usd": r["cost_usd"]}
+
+    # -- final-stage arms ----------------------------------------------------------------------------------
+
+    def upsert_arm(self, a: ArmRecord) -> None:
+        with self.tx():
+            self.db.execute(
+                "INSERT INTO arms(id, label, kind, strategy, members, specs, normalize, aliases, meta, created)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET label=excluded.label,"
+                " aliases=excluded.aliases, meta=excluded.meta",
+                (a.id, a.label, a.kind, a.strategy, json.dumps(a.members), json.dumps(a.specs), a.normalize,
+                 json.dumps(a.aliases), json.dumps(a.meta, default=str), time.time()),
+            )
+
+    def arms(self) -> list[ArmRecord]:
+        rows = self.db.execute("SELECT * FROM arms ORDER BY created, id").fetchall()
+        return [
+            ArmRecord(
+                id=r["id"], label=r["label"], kind=r["kind"], strategy=r["strategy"],
+                members=json.loads(r["members"] or "[]"), specs=json.loads(r["specs"] or "[]"),
+                normalize=r["normalize"], aliases=json.loads(r["aliases"] or "[]"), meta=json.loads(r["meta"] or "{}"),
+            )
+            for r in rows
+        ]
+
+    # -- tables other stages may add later -----------------------------------------------------------------
+
+    def has_table(self, name: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
+
+    def optional_rows(self, table: str) -> list[dict[str, Any]]:
+        """All rows of `table` as dicts, or [] when this store has no such table (e.g. an older run)."""
+        if not table.isidentifier() or not self.has_table(table):
+            return []
+        return [dict(r) for r in self.db.execute(f"SELECT * FROM {table}").fetchall()]

@@ -1,4 +1,4 @@
-"""The Markdown leaderboard of a run (the HTML report with plots and statistics builds on the same rows)."""
+"""The Markdown report: verdict, leaderboard, rounds, final arms and cost, from the results dict (no statistics here)."""
 
 from __future__ import annotations
 
@@ -39,4 +39,69 @@ def leaderboard_markdown(status: dict[str, Any]) -> str:
             f"| {i} | `{r['name']}` | {r['origin']} | {r['round']} | {state} | {acc} | {ci} | {ext} | {flex} | "
             f"{wall} | {', '.join(r['flags']) or '-'} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def _ci(pair: list[float] | None) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else "-"
+
+
+def _f(x: float | None, fmt: str = ".3f") -> str:
+    return format(x, fmt) if isinstance(x, int | float) else "-"
+
+
+def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str:
+    lines = []
+    if results["selection_split"] == "test":
+        lines += ["> **Selection used the test split** (as the published paper did): reported test accuracy is "
+                  "inflated.", ""]
+    lines.append(leaderboard_markdown(results["status"]).rstrip("\n"))
+    w = results.get("winner")
+    lines += ["", "## Verdict", ""]
+    if not w:
+        lines.append("No final stage yet (`rewardsearch ensemble DIR`): no winner is declared from one seed on dev.")
+    else:
+        c = w.get("comparison")
+        if w["verdict"] == "winner":
+            lines.append(f"**Winner: {w['label']}** ({w['kind']}), selected on {w['selected_on']}; beats "
+                         f"{w['runner_up_label']} on test by {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}.")
+        elif w["verdict"] == "tied":
+            detail = f"diff {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}" if c else "not compared"
+            lines.append(f"**Tied:** {w['label']} and {w['runner_up_label']} ({detail}; alpha {w['alpha']}).")
+        else:
+            lines.append(f"Only one arm: {w['label']}.")
+        if w.get("note"):
+            lines.append(f"_{w['note']}_")
+    lines += ["", "## Accuracy by round (dev)", "", "| round | evaluated | mean | best | worst | sd |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results["rounds"]:
+        lines.append(f"| {r['round']} | {r['n']} | {_f(r['mean'])} | {_f(r['best'])} | {_f(r['worst'])} | {_f(r['sd'])} |")
+    if results["arms"]:
+        lines += ["", "## Final arms (mean over seeds; CI = bootstrap BCa over items)", "",
+                  "| arm | kind | k | dev acc | test acc | test sd | test BCa 95% |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        for a in results["arms"]:
+            d, t = a["dev"], a["test"]
+            lines.append(
+                f"| {a['label']} | {a['kind']} | {len(a['members'])} | "
+                f"{_f(d['seed_summary']['mean']) if d else '-'} | {_f(t['seed_summary']['mean']) if t else 'pending'} | "
+                f"{_f(t['seed_summary']['sd']) if t else '-'} | {_ci(t['bootstrap']['bca']) if t else '-'} |"
+            )
+    if final:
+        lines += ["", "## Closing table (test)", "",
+                  "| role | arm | k | seeds | test acc | BCa 95% | p Holm vs best ensemble | p Holm vs base |",
+                  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+        for r in final:
+            ve, vb = r["vs_best_ensemble"], r["vs_base"]
+            lines.append(
+                f"| {r['role']} | {r['label']} | {r['k']} | {len(r['seeds'])} | {_f(r['test_accuracy'])} | "
+                f"{_ci(r['ci95_bca'])} | {_f(ve['p_holm'], '.3g') if ve else '-'} | {_f(vb['p_holm'], '.3g') if vb else '-'} |"
+            )
+    k = results["cost"]
+    lines += ["", "## Cost", "",
+              f"Trial process time {k['trial_job_s']:.0f} s on {', '.join(k['devices']) or '-'}; proposer "
+              f"{k['proposer_wall_s']:.1f} s, {k['proposer_calls']} recorded calls "
+              f"{k['proposer_usage'] or ''}.", "",
+              f"Environment: seed {results['environment']['seed']}, config `{results['environment']['config_hash']}`, "
+              f"git `{results['environment']['git']['commit']}`. Full manifest and every vector: `results.json`."]
     return "\n".join(lines) + "\n"

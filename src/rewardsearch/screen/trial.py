@@ -42,6 +42,9 @@ class TrialSpec:
     rewards: list[dict[str, Any]] = field(default_factory=list)   # RewardSpec dicts (run sandboxed)
     base_rewards: bool = True
     eval_splits: list[str] = field(default_factory=lambda: ["dev"])
+    # "zscore": every reward is z-scored within its GRPO group (`rewards/normalize.py`) and the base rewards share
+    # one member's weight; used for reward sets (ensembles, random sets). "none": rewards are summed as returned.
+    normalize: str = "none"
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -82,6 +85,23 @@ def _warmup_kwargs(config_cls: Any, ratio: float) -> dict[str, float]:
     return {"warmup_steps": ratio}
 
 
+def _environment(device: str) -> dict[str, Any]:
+    """What produced this trial (provenance for the report): library versions and the accelerator."""
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    versions = {}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
+    return {"python": platform.python_version(), "host": platform.node(), "gpu": gpu, **versions}
+
+
 def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     """Run GRPO; returns the `train.json` record (also written)."""
     import torch
@@ -107,7 +127,18 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=dtype)
 
     sandboxed = [SandboxedReward(RewardSpec.from_dict(r), scfg) for r in spec.rewards]
-    reward_funcs = (list(BASE_REWARDS) if spec.base_rewards else []) + sandboxed
+    base = list(BASE_REWARDS) if spec.base_rewards else []
+    reward_funcs: list[Any] = base + sandboxed
+    reward_weights: list[float] | None = None
+    if spec.normalize == "zscore":
+        from rewardsearch.rewards.normalize import GroupZScore
+
+        # The wrapper runs here, in our process, around the sandboxed callable: candidate code stays in its worker.
+        reward_funcs = [GroupZScore(f, screen.num_generations) for f in reward_funcs]
+        # The three base rewards are one member of the set: together they weigh as much as one candidate.
+        reward_weights = ([1.0 / len(base)] * len(base) if base else []) + [1.0] * len(sandboxed)
+    elif spec.normalize != "none":
+        raise ValueError(f"normalize={spec.normalize!r}: expected 'none' or 'zscore'")
 
     class StopOnQuarantine(TrainerCallback):
         # A reward that keeps failing would only feed NaNs; stop early and report why.
@@ -143,6 +174,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         bf16=dtype == torch.bfloat16,
         fp16=False,
         disable_tqdm=True,
+        reward_weights=reward_weights,
         gradient_checkpointing=False,  # GRPO here is generation-bound; recomputing activations only costs time
         dataloader_num_workers=0,
     )
@@ -177,6 +209,10 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "dtype": str(dtype).removeprefix("torch."),
         "lora": movement,
         "reward_stats": {r.__name__: r.stats for r in sandboxed},
+        "normalize": spec.normalize,
+        "reward_weights": reward_weights,
+        "reward_norm": {f.__name__: f.summary() for f in reward_funcs if hasattr(f, "summary")},
+        "env": _environment(device),
         "log_history": trainer.state.log_history,
     }
     if not quarantined:

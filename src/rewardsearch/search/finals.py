@@ -1,0 +1,357 @@
+"""The final stage: ensembles, multi-seed retraining of the best candidates, and controls (`rewardsearch ensemble`).
+
+    rewardsearch ensemble DIR [ensemble.KEY=VALUE ...]
+
+Each *arm* is a reward set trained like a candidate (the same GRPO + LoRA trial, `screen/trial.py`) with
+`ensemble.seeds` training seeds, and evaluated once on dev and once on test:
+
+- `single`: the `ensemble.retrain_top` best candidates by dev accuracy, retrained with more seeds (noise control);
+- `ensemble`: the sets of `search/ensembles.py` (top-k, greedy), members z-scored within the GRPO group;
+- `control`: base rewards only; k randomly drawn accepted candidates (k of the best ensemble, same normalization);
+  the best candidate of a `search.mode=random` run, when one is configured (`ensemble.random_run` names a finished
+  run directory; `ensemble.random_search=true` runs one here first, in `DIR/random-search`, with the same budget).
+
+Trials already in the store are reused: the search's own trial of a candidate (or of the baseline) is seed
+`run.seed` of that candidate's arm, and only its test split is evaluated now. Everything is keyed by content
+(arm ids from strategies, trial ids from member sets and seeds), so a killed `ensemble` run continues where it
+stopped. Selection (best ensemble, winner) uses `ensemble.select_split`, dev unless set otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rewardsearch.config import Config
+from rewardsearch.execute.local import Job, LocalExecutor, Outcome
+from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.search.ensembles import plan_sets, random_set
+from rewardsearch.search.ranking import leaderboard, ranked, trial_id_for
+from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
+
+FINAL_SPLITS = ["dev", "test"]
+ACCEPTED_STATES = ("accepted", "trained", "evaluated")  # passed the checks and did not fail in training
+
+
+def set_key(members: list[str], normalize: str) -> str:
+    return hashlib.sha256(json.dumps([sorted(members), normalize]).encode()).hexdigest()[:10]
+
+
+def arm_trial_id(arm: ArmRecord, seed: int) -> str:
+    """The trial of `arm` at `seed`: the search's own ids for the baseline and for single candidates."""
+    if arm.strategy == "base":
+        return trial_id_for(None, seed)
+    if len(arm.members) == 1 and arm.normalize == "none":
+        return trial_id_for(arm.members[0], seed)
+    return f"set-{set_key(arm.members, arm.normalize)}-s{seed}"
+
+
+def arm_seeds(cfg: Config) -> list[int]:
+    return [cfg.seed + i for i in range(cfg.ensemble.seeds)]
+
+
+def _eval_record(trial_id: str, split: str, d: dict[str, Any]) -> EvalRecord:
+    return EvalRecord(
+        trial_id=trial_id, split=split, item_ids=d["item_ids"], correct=d["correct"], flex_correct=d["flex_correct"],
+        extracted=d["extracted"], accuracy=d["accuracy"], flex_accuracy=d["flex_accuracy"],
+        extraction_rate=d["extraction_rate"], f1=d["f1"], ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
+    )
+
+
+def arm_accuracy(store: Store, arm: ArmRecord, seeds: list[int], split: str) -> float | None:
+    """Mean accuracy over the seeds of `arm` evaluated on `split` (None if none is)."""
+    accs = [e.accuracy for s in seeds if (e := store.eval(arm_trial_id(arm, s), split)) is not None]
+    return sum(accs) / len(accs) if accs else None
+
+
+class FinalStage:
+    """Plans the arms, trains what is missing, and records everything in the store. Holds no model."""
+
+    def __init__(self, run_dir: Path, cfg: Config, store: Store, console: Console | None = None):
+        self.run_dir = run_dir
+        self.cfg = cfg
+        self.store = store
+        self.console = console or Console(stderr=True)
+
+    # -- the whole stage -----------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        from rewardsearch.models import resolve_model
+        from rewardsearch.search.loop import Search
+
+        cfg, store = self.cfg, self.store
+        if store.get_meta("status") != "done":
+            raise RuntimeError(
+                f"the search in {str(self.run_dir)!r} has not finished (status {store.get_meta('status')!r}); "
+                f"finish it first with `rewardsearch resume {self.run_dir}`"
+            )
+        t0 = time.time()
+        store.set_meta("final_status", "running")
+        store.event("final_started", seeds=arm_seeds(cfg), ensemble=cfg.ensemble.model_dump(mode="json"))
+        model_dir = store.get_meta("model_dir")
+        self.search = Search(self.run_dir, cfg, store, console=self.console)
+        self.search.model_dir = Path(model_dir) if model_dir and Path(model_dir).is_dir() else resolve_model(cfg.model)
+        foreign = self._random_search_best()
+        arms = self._plan(foreign)
+        self.console.log(
+            f"final stage: {len(arms)} arms x {cfg.ensemble.seeds} seeds: " + ", ".join(a.label for a in arms)
+        )
+        self._train(arms)
+        if cfg.ensemble.random_k and cfg.ensemble.random_k_policy == "best":
+            arm = self._random_k_for_best()
+            if arm is not None:
+                self._train([arm])
+        store.set_meta("final_status", "done")
+        store.event("final_finished", wall_s=time.time() - t0)
+
+    # -- planning ------------------------------------------------------------------------------------------
+
+    def _ranked_vectors(self) -> list[tuple[str, list[int]]]:
+        cfg, store = self.cfg, self.store
+        out = []
+        for row in ranked(leaderboard(store, cfg.seed)):
+            e = store.eval(trial_id_for(row["id"], cfg.seed), "dev")
+            if e is not None:
+                out.append((row["id"], e.correct))
+        return out
+
+    def _spec(self, cid: str) -> dict[str, Any]:
+        c = self.store.candidate(cid)
+        assert c is not None, cid
+        return Store.spec_of(c).to_dict()
+
+    def _name(self, cid: str) -> str:
+        c = self.store.candidate(cid)
+        return c["name"] if c else cid
+
+    def _plan(self, foreign: RewardSpec | None) -> list[ArmRecord]:
+        """Phase-one arms (everything but a `best`-policy random draw), upserted into the store."""
+        cfg, store = self.cfg, self.store
+        e = cfg.ensemble
+        vectors = self._ranked_vectors()
+        arms: list[ArmRecord] = []
+        for rank, (cid, _) in enumerate(vectors[: e.retrain_top], 1):
+            arms.append(ArmRecord(
+                id=f"single-{cid}", label=self._name(cid), kind="single", strategy="retrain", members=[cid],
+                specs=[self._spec(cid)], normalize="none", meta={"dev_rank": rank},
+            ))
+        if len(vectors) < 2:
+            self.console.log(f"only {len(vectors)} evaluated candidate(s): no ensembles")
+        # top-k beyond the candidates evaluated is capped (top-10 of 4 = top-4): same set, trained once, aliased
+        for strategy, members, aliases in plan_sets(vectors, e.ks, e.greedy, e.max_members):
+            arms.append(ArmRecord(
+                id=strategy, label=strategy, kind="ensemble",
+                strategy="top-k" if strategy.startswith("top-") else strategy, members=members,
+                specs=[self._spec(c) for c in members], normalize=e.normalize, aliases=aliases,
+                meta={"requested_ks": e.ks},
+            ))
+        if e.base_control:
+            arms.append(ArmRecord(id="base", label="base rewards only", kind="control", strategy="base"))
+        if foreign is not None:
+            arms.append(ArmRecord(
+                id="random-search", label=f"random search: {foreign.name}", kind="control", strategy="random-search",
+                members=[foreign.id], specs=[foreign.to_dict()], normalize="none",
+                meta={"run": str(self._random_run_dir())},
+            ))
+        for arm in arms:
+            store.upsert_arm(arm)
+        if e.random_k and e.random_k_policy == "all":
+            for k in sorted({len(a.members) for a in arms if a.kind == "ensemble"}):
+                arm = self._random_arm(k, policy="all")
+                if arm is not None:
+                    store.upsert_arm(arm)
+                    arms.append(arm)
+        return arms
+
+    def _random_arm(self, k: int, policy: str, matched: str | None = None) -> ArmRecord | None:
+        existing = next((a for a in self.store.arms() if a.id == f"random-{k}"), None)
+        if existing is not None:  # drawn once; a resumed stage keeps the draw
+            return existing
+        pool = [c["id"] for c in self.store.candidates() if c["state"] in ACCEPTED_STATES]
+        if len(pool) < k:
+            self.console.log(f"random-{k}: only {len(pool)} accepted candidates; drawing {len(pool)}")
+        if not pool:
+            return None
+        members = random_set(pool, k, self.cfg.seed)
+        same = next((a.id for a in self.store.arms() if a.kind == "ensemble" and set(a.members) == set(members)), None)
+        if same is not None:
+            self.console.log(f"random-{k} drew the same set as {same}: its trials are shared")
+        return ArmRecord(
+            id=f"random-{k}", label=f"random-{k}", kind="control", strategy="random-k", members=members,
+            specs=[self._spec(c) for c in members], normalize=self.cfg.ensemble.normalize,
+            meta={"policy": policy, "pool": len(pool), "matched_ensemble": matched, "same_set_as": same},
+        )
+
+    def _random_k_for_best(self) -> ArmRecord | None:
+        seeds = arm_seeds(self.cfg)
+        split = self.cfg.ensemble.select_split
+        scored = []
+        for a in self.store.arms():
+            if a.kind == "ensemble":
+                acc = arm_accuracy(self.store, a, seeds, split)
+                if acc is not None:
+                    scored.append((-acc, len(a.members), a.id, a))
+        if not scored:
+            return None
+        best = min(scored)[3]
+        arm = self._random_arm(len(best.members), policy="best", matched=best.id)
+        if arm is not None:
+            self.store.upsert_arm(arm)
+            self.console.log(f"random control: {arm.label} (k of the best ensemble, {best.label})")
+        return arm
+
+    # -- the random-mode search control --------------------------------------------------------------------
+
+    def _random_run_dir(self) -> Path | None:
+        e = self.cfg.ensemble
+        if e.random_run:
+            return Path(e.random_run)
+        if e.random_search:
+            return self.run_dir / "random-search"
+        return None
+
+    def _random_search_best(self) -> RewardSpec | None:
+        from rewardsearch.search.loop import Search, run_lock
+
+        rdir = self._random_run_dir()
+        if rdir is None:
+            return None
+        if self.cfg.ensemble.random_search and not self.cfg.ensemble.random_run:
+            rstore = Store.in_dir(rdir)
+            if rstore.get_meta("status") != "done":
+                rcfg = self.cfg.model_copy(deep=True)
+                rcfg.search.mode = "random"
+                rcfg.ensemble.after_run = False
+                rcfg.ensemble.random_search = False
+                if rstore.get_meta("config") is None:
+                    rstore.set_meta("config", rcfg.model_dump(mode="json"))
+                    rstore.set_meta("config_hash", rcfg.hash())
+                    rstore.set_meta("argv", ["(random-mode control of)", str(self.run_dir)])
+                self.console.log(f"random-mode search control in {rdir}")
+                with run_lock(rdir):
+                    Search(rdir, rcfg, rstore, console=self.console).run()
+        elif not (rdir / "run.sqlite").is_file():
+            raise FileNotFoundError(f"ensemble.random_run={str(rdir)!r} is not a run directory (no run.sqlite)")
+        rstore = Store.in_dir(rdir)
+        rcfg_seed = (rstore.get_meta("config") or {}).get("seed", 0)
+        best = ranked(leaderboard(rstore, rcfg_seed))
+        if not best:
+            self.console.log(f"random-mode run {rdir} has no evaluated candidate: no random-search control")
+            return None
+        row = rstore.candidate(best[0]["id"])
+        assert row is not None
+        return Store.spec_of(row)
+
+    # -- training ------------------------------------------------------------------------------------------
+
+    def _needs_job(self, tid: str) -> bool:
+        rec = self.store.trial(tid)
+        if rec is None or rec.state == "pending":
+            return True
+        if rec.state == "failed":
+            return False  # a quarantined reward fails again; the report shows the reason
+        return any(self.store.eval(tid, s) is None for s in FINAL_SPLITS)
+
+    def _train(self, arms: list[ArmRecord]) -> None:
+        cfg, store = self.cfg, self.store
+        jobs: list[tuple[bool, Job]] = []
+        meta: dict[str, tuple[ArmRecord, TrialRecord]] = {}
+        for arm in arms:
+            for seed in arm_seeds(cfg):
+                tid = arm_trial_id(arm, seed)
+                if tid in meta or not self._needs_job(tid):
+                    continue
+                out_dir = self.run_dir / "trials" / tid
+                out_dir.mkdir(parents=True, exist_ok=True)
+                spec = dataclasses.replace(
+                    self.search._trial_spec(tid, arm.specs, out_dir),
+                    seed=seed, eval_splits=list(FINAL_SPLITS), normalize=arm.normalize,
+                )
+                spec.write(out_dir / "spec.json")
+                rec = store.trial(tid) or TrialRecord(
+                    id=tid, kind=self._trial_kind(arm), round=self._trial_round(arm), seed=seed,
+                    rewards=list(arm.members), candidate_id=arm.members[0] if arm.kind == "single" else None,
+                    dir=str(out_dir),
+                )
+                store.upsert_trial(rec)
+                trained = (out_dir / "train.json").is_file() and (out_dir / "adapter").is_dir()
+                jobs.append((trained, Job(trial_id=tid, spec_path=out_dir / "spec.json", log_path=out_dir / "log.txt")))
+                meta[tid] = (arm, rec)
+        if not jobs:
+            return
+        jobs.sort(key=lambda j: j[0])  # trainings first, evaluation-only jobs fill the slots at the end
+        slots = cfg.ensemble.slots or cfg.executor.slots
+        n_train = sum(1 for t, _ in jobs if not t)
+        self.console.log(f"  {len(jobs)} trials ({n_train} to train, {len(jobs) - n_train} to evaluate), {slots} side by side")
+        done = [0]
+
+        def on_start(job: Job) -> None:
+            store.event("trial_started", trial=job.trial_id, stage="final")
+
+        def on_done(job: Job, outcome: Outcome) -> None:
+            arm, rec = meta[job.trial_id]
+            done[0] += 1
+            self._collect(job, outcome, arm, rec, f"[{done[0]}/{len(jobs)}]")
+
+        executor_cfg = cfg.executor.model_copy(update={"slots": slots})
+        LocalExecutor(executor_cfg).run([j for _, j in jobs], on_done=on_done, on_start=on_start)
+
+    @staticmethod
+    def _trial_kind(arm: ArmRecord) -> str:
+        if arm.strategy == "base":
+            return "baseline"
+        if arm.kind == "single":
+            return "candidate"
+        return arm.kind
+
+    def _trial_round(self, arm: ArmRecord) -> int:
+        if arm.strategy == "base":
+            return 0
+        if arm.kind == "single":
+            c = self.store.candidate(arm.members[0])
+            return c["round"] if c else 0
+        return self.cfg.search.rounds + 1  # after the search
+
+    def _collect(self, job: Job, outcome: Outcome, arm: ArmRecord, rec: TrialRecord, progress: str) -> None:
+        store = self.store
+        out = job.spec_path.parent
+        train_file = out / "train.json"
+        train = json.loads(train_file.read_text()) if train_file.is_file() else None
+        if rec.state != "done":
+            if train is None:
+                why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
+                rec.state, rec.reason = "failed", f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
+            else:
+                rec.state = "done" if train["state"] == "done" else "failed"
+                rec.reason = train.get("reason")
+                rec.wall_s = train.get("wall_s")
+                rec.curves = train.get("log_history", [])
+                rec.metrics = {
+                    k: train.get(k)
+                    for k in ("steps", "device", "dtype", "lora", "reward_stats", "normalize", "reward_weights",
+                              "reward_norm", "env")
+                }
+            rec.metrics["job_wall_s"] = outcome.wall_s
+        else:
+            rec.metrics["final_eval_wall_s"] = outcome.wall_s
+        store.upsert_trial(rec)
+        accs = []
+        for split in FINAL_SPLITS:
+            f = out / f"eval_{split}.json"
+            if f.is_file() and store.eval(rec.id, split) is None:
+                store.add_eval(_eval_record(rec.id, split, json.loads(f.read_text())))
+            e = store.eval(rec.id, split)
+            accs.append(f"{split} {e.accuracy:.3f}" if e else f"{split} -")
+        if rec.state == "done" and all(store.eval(rec.id, s) for s in FINAL_SPLITS):
+            store.event("trial_done", trial=rec.id, stage="final", wall_s=outcome.wall_s)
+            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: {', '.join(accs)} ({outcome.wall_s:.0f}s)")
+        else:
+            reason = rec.reason or f"evaluation did not finish: {outcome.tail(job.log_path, 300).strip()}"
+            store.event("trial_failed", trial=rec.id, stage="final", reason=reason)
+            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: FAILED {reason[:200]}")
