@@ -13,20 +13,23 @@ set -euo pipefail
 out=${1:-runs/feedback-vs-random}
 shift || true
 preset=${PRESET:-gpu}
+mkdir -p "$out"
+# The console script where the package is installed; `python3 -m` where it is only on PYTHONPATH (the device).
+if command -v rewardsearch >/dev/null 2>&1; then rs=(rewardsearch); else rs=(python3 -m rewardsearch.cli); fi
 
 one() {
   local mode=$1; shift
   if [ -f "$out/$mode/run.sqlite" ]; then
-    rewardsearch resume "$out/$mode"
+    "${rs[@]}" resume "$out/$mode"
   else
-    rewardsearch run --preset "$preset" --out "$out/$mode" search.rounds=3 "search.mode=$mode" "$@"
+    "${rs[@]}" run --preset "$preset" --out "$out/$mode" search.rounds=3 "search.mode=$mode" "$@"
   fi
 }
 
 if [ "${PARALLEL:-0}" = 1 ]; then
-  one feedback "$@" > "$out.feedback.log" 2>&1 &
+  one feedback "$@" > "$out/feedback.log" 2>&1 &
   f=$!
-  one random "$@" > "$out.random.log" 2>&1 &
+  one random "$@" > "$out/random.log" 2>&1 &
   r=$!
   wait $f
   wait $r

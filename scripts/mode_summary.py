@@ -26,14 +26,18 @@ def summary(run_dir: Path) -> dict:
         these = [c for c in cands if c["round"] == r]
         acc = [c["dev"]["accuracy"] for c in these if c["state"] == "evaluated" and c["dev"]]
         ext = [c["dev"]["extraction_rate"] for c in these if c["state"] == "evaluated" and c["dev"]]
+        # last-number accuracy: the diagnostic that still moves when no completion uses the solution tags
+        flex = [c["dev"]["flex_accuracy"] for c in these if c["state"] == "evaluated" and c["dev"]]
         rounds.append({
             "round": r, "proposed": len(these), "evaluated": len(acc),
             "mean_dev_accuracy": statistics.fmean(acc) if acc else None, "best_dev_accuracy": max(acc, default=None),
             "mean_extraction_rate": statistics.fmean(ext) if ext else None,
+            "mean_flex_accuracy": statistics.fmean(flex) if flex else None, "best_flex_accuracy": max(flex, default=None),
         })
     return {
         "run": str(run_dir), "mode": cfg.get("search", {}).get("mode"), "proposer": st["proposer"],
         "status": st["status"], "baseline_dev_accuracy": base["dev"]["accuracy"] if base["dev"] else None,
+        "baseline_flex_accuracy": base["dev"]["flex_accuracy"] if base["dev"] else None,
         "rounds": rounds,
     }
 
@@ -51,13 +55,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=1))
         return
-    print("| run | mode | round | proposed | evaluated | mean dev acc | best dev acc | mean extraction |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| run | mode | round | proposed | evaluated | mean dev acc | best dev acc | mean extraction "
+          "| mean flex acc | best flex acc |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in rows:
-        print(f"| {s['run']} | {s['mode']} | baseline | | | {_f(s['baseline_dev_accuracy'])} | | |")
+        print(f"| {s['run']} | {s['mode']} | baseline | | | {_f(s['baseline_dev_accuracy'])} | | | "
+              f"{_f(s['baseline_flex_accuracy'])} | |")
         for r in s["rounds"]:
             print(f"| {s['run']} | {s['mode']} | {r['round']} | {r['proposed']} | {r['evaluated']} | "
-                  f"{_f(r['mean_dev_accuracy'])} | {_f(r['best_dev_accuracy'])} | {_f(r['mean_extraction_rate'])} |")
+                  f"{_f(r['mean_dev_accuracy'])} | {_f(r['best_dev_accuracy'])} | {_f(r['mean_extraction_rate'])} | "
+                  f"{_f(r['mean_flex_accuracy'])} | {_f(r['best_flex_accuracy'])} |")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def test_run_status_and_report(tmp_path: Path, tiny_model_dir: Path) -> None:
     rows = st["candidates"]
     assert rows[0]["origin"] == "baseline" and rows[0]["state"] == "evaluated"
     cands = rows[1:]
-    assert len(cands) == 4 and {c["round"] for c in cands} == {1, 2}
+    # two distinct candidates a round; behavioural duplicates are rejected and replaced (search.refills)
+    distinct = [c for c in cands if not (c["reason"] or "").startswith("dedup:")]
+    assert len(distinct) == 4 and {c["round"] for c in distinct} == {1, 2}
     for c in cands:
         assert c["origin"] == "evolve" and c["id"] and c["name"]
         if c["state"] == "evaluated":
@@ -108,5 +110,7 @@ def test_sigkill_mid_round_two_then_resume_keeps_finished_trials(tmp_path: Path,
         assert (Path(t.dir) / "train.json").stat().st_mtime_ns == stamps[tid]
     restarted = [e["trial"] for e in store.events("trial_started")[starts_before:]]
     assert not set(restarted) & set(done_before)
-    assert len(store.candidates()) == 4  # round 2 was not proposed twice
+    # no batch (a round's proposal or one of its refills) was asked for twice
+    batches = [(e["round"], e.get("refill")) for e in store.events("proposed")]
+    assert len(batches) == len(set(batches)) and (2, None) in batches
     assert store.events("resumed")

@@ -193,7 +193,7 @@ class Search:
         for s in specs:
             s.round = r
         added = store.add_candidates(specs, proposed_round=None if mark else r, mark=mark)
-        store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0)
+        store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0, refill=mark)
         what = "replacements for duplicates" if mark else "candidates"
         self.console.log(f"round {r}: {len(added)} {what} proposed by {cfg.proposer.name}")
         stop = getattr(self.proposer, "exhausted", None)
