@@ -89,16 +89,15 @@ def _key(store: Store, arm_id: str) -> str:
     return set_key(arm.members, arm.normalize)
 
 
-def test_cost_reads_a_proposer_calls_table_when_there_is_one(synthetic_run: Path) -> None:
+def test_cost_sums_the_recorded_proposer_calls(synthetic_run: Path) -> None:
     assert _report(synthetic_run)["cost"]["proposer_calls_table"] is False
-    db = sqlite3.connect(synthetic_run / "run.sqlite")
-    db.execute("CREATE TABLE proposer_calls (id INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER, "
-               "cost_usd REAL, model TEXT)")
-    db.executemany("INSERT INTO proposer_calls VALUES (?,?,?,?,?)", [(1, 1000, 200, 0.01, "m"), (2, 500, 100, 0.005, "m")])
-    db.commit()
-    db.close()
+    store = Store.in_dir(synthetic_run)
+    for tokens, cost in (((1000, 200), 0.01), ((500, 100), 0.005)):
+        store.add_proposer_call({"round": 1, "proposer": "llm", "call": 0, "attempt": 0, "status": "ok",
+                                 "prompt_tokens": tokens[0], "completion_tokens": tokens[1], "cost_usd": cost})
+    store.close()
     cost = _report(synthetic_run)["cost"]
-    assert cost["proposer_calls"] == 2
+    assert cost["proposer_calls"] == 2 and cost["proposer_calls_table"] is True
     assert cost["proposer_usage"] == pytest.approx({"prompt_tokens": 1500, "completion_tokens": 300, "cost_usd": 0.015})
 
 

@@ -494,14 +494,3 @@ class Store:
             for r in rows
         ]
 
-    # -- tables other stages may add later -----------------------------------------------------------------
-
-    def has_table(self, name: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
-        return row is not None
-
-    def optional_rows(self, table: str) -> list[dict[str, Any]]:
-        """All rows of `table` as dicts, or [] when this store has no such table (e.g. an older run)."""
-        if not table.isidentifier() or not self.has_table(table):
-            return []
-        return [dict(r) for r in self.db.execute(f"SELECT * FROM {table}").fetchall()]

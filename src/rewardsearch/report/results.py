@@ -282,22 +282,20 @@ def _cost(store: Store) -> dict[str, Any]:
             devices.add(str(t.metrics["device"]))
     eval_s = sum(e.wall_s or 0.0 for e in store.evals())
     proposer_s = sum(e.get("wall_s") or 0.0 for e in store.events("proposed"))
-    calls = store.optional_rows("proposer_calls")
-    tokens: dict[str, float] = defaultdict(float)
-    for row in calls:  # the proposer branch owns this table; read whatever token/cost columns it has
-        for key, value in row.items():
-            if isinstance(value, int | float) and not isinstance(value, bool) and (
-                "token" in key or "cost" in key or "usd" in key
-            ):
-                tokens[key] += value
+    calls = store.proposer_calls()
+    usage = {
+        "prompt_tokens": float(sum(c["prompt_tokens"] or 0 for c in calls)),
+        "completion_tokens": float(sum(c["completion_tokens"] or 0 for c in calls)),
+        "cost_usd": float(sum(c["cost_usd"] or 0.0 for c in calls)),
+    }
     run_wall = sum(e.get("wall_s") or 0.0 for e in store.events("run_finished"))
     final_wall = sum(e.get("wall_s") or 0.0 for e in store.events("final_finished"))
     total_job = sum(k["job_s"] for k in by_kind.values())
     return {
         "devices": sorted(devices), "by_kind": dict(by_kind), "trial_job_s": total_job,
         "accelerator_s": total_job if "cuda" in devices else 0.0, "eval_generation_s": eval_s,
-        "proposer_wall_s": proposer_s, "proposer_calls": len(calls), "proposer_usage": dict(tokens),
-        "proposer_calls_table": store.has_table("proposer_calls"), "search_wall_s": run_wall,
+        "proposer_wall_s": proposer_s, "proposer_calls": len(calls), "proposer_usage": usage,
+        "proposer_calls_table": bool(calls), "search_wall_s": run_wall,
         "final_stage_wall_s": final_wall,
     }
 
