@@ -306,7 +306,8 @@ def _print_final_table(results: dict) -> None:
 
     table = Table(title=f"final arms on test (selected on {results['selection_split']}; p = Holm-corrected exact "
                         f"McNemar, test-final family, alpha {results['settings']['alpha']})")
-    for col in ("role", "arm", "k", "seeds", "test acc", "seed sd", "95% CI (BCa)", "p vs best ens.", "p vs base"):
+    for col in ("role", "arm", "k", "seeds", "test acc", "seed sd", "95% CI (BCa)", "p vs best ens.", "p vs base",
+                "extract", "flex acc"):
         table.add_column(col)
     for r in final_table(results):
         ci = r["ci95_bca"] or r["ci95_percentile"]
@@ -314,6 +315,7 @@ def _print_final_table(results: dict) -> None:
             r["role"], r["label"], str(r["k"]), str(len(r["seeds"])), f"{r['test_accuracy']:.3f}",
             f"{r['seed_sd']:.3f}" if r["seed_sd"] is not None else "-",
             f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-", p(r["vs_best_ensemble"]), p(r["vs_base"]),
+            *(f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("test_extraction_rate", "test_flex_accuracy")),
         )
     Console(width=160).print(table)
     w = results.get("winner")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rewardsearch.search.ranking import rank_key
+
 
 def _num(fmt: str) -> Any:
     def f(x: Any) -> str:
@@ -42,9 +44,6 @@ def render_html(results: dict[str, Any], figures: dict[str, str | None], final: 
     )
     env.filters.update(f0=_num(".0f"), f1=_num(".1f"), f2=_num(".2f"), f3=_num(".3f"), f3s=_num("+.3f"), ci=_ci,
                        p=_p)
-    leaderboard = sorted(
-        results["status"]["candidates"],
-        key=lambda r: (r["dev"] is None, -(r["dev"] or {}).get("accuracy", 0.0), r["round"], r["id"]),
-    )
+    leaderboard = sorted(results["status"]["candidates"], key=rank_key)
     return env.get_template("report.html.j2").render(r=results, fig=figures, final=final, leaderboard=leaderboard)
 

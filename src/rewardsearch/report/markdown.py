@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rewardsearch.search.ranking import rank_key
+
 
 def _fmt_eval(e: dict[str, Any] | None) -> tuple[str, str, str]:
     if not e:
@@ -13,10 +15,7 @@ def _fmt_eval(e: dict[str, Any] | None) -> tuple[str, str, str]:
 
 def leaderboard_markdown(status: dict[str, Any]) -> str:
     rows = status["candidates"]
-    ranked = sorted(
-        rows,
-        key=lambda r: (r["dev"] is None, -(r["dev"] or {}).get("accuracy", 0.0), r["round"], r["id"]),
-    )
+    ranked = sorted(rows, key=rank_key)
     lines = [
         f"# rewardsearch run: {status['run_dir']}",
         "",
@@ -89,13 +88,15 @@ def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str
             )
     if final:
         lines += ["", "## Closing table (test)", "",
-                  "| role | arm | k | seeds | test acc | BCa 95% | p Holm vs best ensemble | p Holm vs base |",
-                  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+                  "| role | arm | k | seeds | test acc | BCa 95% | p Holm vs best ensemble | p Holm vs base "
+                  "| extraction | flex acc |",
+                  "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
         for r in final:
             ve, vb = r["vs_best_ensemble"], r["vs_base"]
             lines.append(
                 f"| {r['role']} | {r['label']} | {r['k']} | {len(r['seeds'])} | {_f(r['test_accuracy'])} | "
-                f"{_ci(r['ci95_bca'])} | {_f(ve['p_holm'], '.3g') if ve else '-'} | {_f(vb['p_holm'], '.3g') if vb else '-'} |"
+                f"{_ci(r['ci95_bca'])} | {_f(ve['p_holm'], '.3g') if ve else '-'} | {_f(vb['p_holm'], '.3g') if vb else '-'} "
+                f"| {_f(r.get('test_extraction_rate'))} | {_f(r.get('test_flex_accuracy'))} |"
             )
     k = results["cost"]
     lines += ["", "## Cost", "",

@@ -103,6 +103,8 @@ def _arm_split(store: Store, arm: ArmRecord, seeds: list[int], split: str,
         "accuracy": float(means.mean()) if len(items) else None,   # mean over items of the per-item seed mean
         "bootstrap": bootstrap_ci(means, settings),
         "extraction_rate": sum(e.extraction_rate for _, _, e in evals) / len(evals),
+        # last number anywhere: a diagnostic beside strict accuracy (it moves while no completion uses the tags)
+        "flex_accuracy": sum(e.flex_accuracy for _, _, e in evals) / len(evals),
     }
 
 
@@ -445,6 +447,7 @@ def final_table(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({
             "role": role, "arm": a["id"], "label": a["label"], "k": len(a["members"]), "seeds": t["seeds"],
             "test_accuracy": t["accuracy"], "seed_sd": t["seed_summary"]["sd"], "ci95_bca": t["bootstrap"]["bca"],
+            "test_flex_accuracy": t.get("flex_accuracy"), "test_extraction_rate": t.get("extraction_rate"),
             "ci95_percentile": t["bootstrap"]["percentile"],
             "vs_best_ensemble": vs_ens and {k: vs_ens[k] for k in ("diff", "n01", "n10", "p_exact", "p_holm")},
             "vs_base": vs_base and {k: vs_base[k] for k in ("diff", "n01", "n10", "p_exact", "p_holm")},

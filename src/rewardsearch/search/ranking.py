@@ -88,13 +88,19 @@ def _baseline_state(t: TrialRecord | None) -> str:
     return {"done": "evaluated", "failed": "failed"}.get(t.state, t.state)
 
 
+def rank_key(row: dict[str, Any]) -> tuple:
+    """Sort key of a leaderboard row: evaluated first, best dev accuracy, then extraction rate, then flexible
+    accuracy (which still separates rewards when no completion uses the solution tags)."""
+    d = row["dev"]
+    if not d:
+        return (1, 0.0, 0.0, 0.0, row["round"], row["id"])
+    return (0, -d["accuracy"], -d["extraction_rate"], -d["flex_accuracy"], row["round"], row["id"])
+
+
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluated candidates, best dev accuracy first (ties: extraction rate, then flexible accuracy)."""
+    """Evaluated candidates (the baseline excluded), best first by `rank_key`."""
     scored = [r for r in rows if r["origin"] != BASELINE and r["state"] == "evaluated" and r["dev"]]
-    return sorted(
-        scored,
-        key=lambda r: (-r["dev"]["accuracy"], -r["dev"]["extraction_rate"], -r["dev"]["flex_accuracy"], r["id"]),
-    )
+    return sorted(scored, key=rank_key)
 
 
 def history(store: Store, seed: int) -> list[HistoryEntry]:
