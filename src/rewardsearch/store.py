@@ -174,6 +174,16 @@ class EvalRecord:
     def n(self) -> int:
         return len(self.item_ids)
 
+    @classmethod
+    def from_trial(cls, trial_id: str, split: str, d: dict[str, Any]) -> EvalRecord:
+        """The record of a trial's `eval_<split>.json` (written by `screen/trial.py`)."""
+        return cls(
+            trial_id=trial_id, split=split, item_ids=d["item_ids"], correct=d["correct"],
+            flex_correct=d["flex_correct"], extracted=d["extracted"], accuracy=d["accuracy"],
+            flex_accuracy=d["flex_accuracy"], extraction_rate=d["extraction_rate"], f1=d["f1"],
+            ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
+        )
+
 
 @dataclass
 class ArmRecord:

@@ -56,14 +56,6 @@ def arm_seeds(cfg: Config) -> list[int]:
     return [cfg.seed + i for i in range(cfg.ensemble.seeds)]
 
 
-def _eval_record(trial_id: str, split: str, d: dict[str, Any]) -> EvalRecord:
-    return EvalRecord(
-        trial_id=trial_id, split=split, item_ids=d["item_ids"], correct=d["correct"], flex_correct=d["flex_correct"],
-        extracted=d["extracted"], accuracy=d["accuracy"], flex_accuracy=d["flex_accuracy"],
-        extraction_rate=d["extraction_rate"], f1=d["f1"], ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
-    )
-
-
 def arm_accuracy(store: Store, arm: ArmRecord, seeds: list[int], split: str) -> float | None:
     """Mean accuracy over the seeds of `arm` evaluated on `split` (None if none is)."""
     accs = [e.accuracy for s in seeds if (e := store.eval(arm_trial_id(arm, s), split)) is not None]
@@ -345,7 +337,7 @@ class FinalStage:
         for split in FINAL_SPLITS:
             f = out / f"eval_{split}.json"
             if f.is_file() and store.eval(rec.id, split) is None:
-                store.add_eval(_eval_record(rec.id, split, json.loads(f.read_text())))
+                store.add_eval(EvalRecord.from_trial(rec.id, split, json.loads(f.read_text())))
             e = store.eval(rec.id, split)
             accs.append(f"{split} {e.accuracy:.3f}" if e else f"{split} -")
         if rec.state == "done" and all(store.eval(rec.id, s) for s in FINAL_SPLITS):

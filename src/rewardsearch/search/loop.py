@@ -324,12 +324,7 @@ class Search:
         label = store.candidate(cid)["name"] if cid else "baseline"  # type: ignore[index]
         if rec.state == "done":
             d = json.loads((out / "eval_dev.json").read_text())
-            ev = EvalRecord(
-                trial_id=rec.id, split="dev", item_ids=d["item_ids"], correct=d["correct"],
-                flex_correct=d["flex_correct"], extracted=d["extracted"], accuracy=d["accuracy"],
-                flex_accuracy=d["flex_accuracy"], extraction_rate=d["extraction_rate"], f1=d["f1"],
-                ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
-            )
+            ev = EvalRecord.from_trial(rec.id, "dev", d)
             store.add_eval(ev)
             if cid:
                 store.set_candidate_state(cid, "evaluated")
