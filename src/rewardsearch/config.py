@@ -373,7 +373,11 @@ def load_config(
             raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}".splitlines()[0]) from None
         if not isinstance(tree, dict):
             raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(tree).__name__}")
-    parsed = parse_overrides(overrides or [])
+    return _validated(tree, parse_overrides(overrides or []))
+
+
+def _validated(tree: dict[str, Any], parsed: dict[str, Any]) -> Config:
+    """`tree` with the parsed overrides applied, validated once; errors name the override that caused them."""
     for key, value in parsed.items():
         _set_dotted(tree, key, value)
     try:
@@ -388,13 +392,7 @@ def override_config(cfg: Config, overrides: list[str], allowed: tuple[str, ...] 
     for key in parsed:
         if allowed and not key.startswith(allowed):
             raise ConfigError(f"override {key!r}: only {', '.join(p + '*' for p in allowed)} keys may change here")
-    tree = cfg.model_dump(mode="json")
-    for key, value in parsed.items():
-        _set_dotted(tree, key, value)
-    try:
-        return Config.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(_format_error(err, parsed)) from None
+    return _validated(cfg.model_dump(mode="json"), parsed)
 
 
 def config_from_json(blob: str) -> Config:
