@@ -23,19 +23,29 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def zscore_groups(scores: Sequence[float | None], groups: Sequence[Sequence[int]], eps: float = 1e-6) -> list[float | None]:
+def _group_stats(scores: Sequence[float | None], group: Sequence[int]) -> tuple[int, float, float]:
+    """(count, mean, population std) of a group's non-None scores; (0, 0.0, 0.0) when it has none."""
+    values = [float(scores[i]) for i in group if scores[i] is not None]  # type: ignore[arg-type]
+    if not values:
+        return 0, 0.0, 0.0
+    mean = sum(values) / len(values)
+    return len(values), mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+def zscore_groups(
+    scores: Sequence[float | None], groups: Sequence[Sequence[int]], eps: float = 1e-6,
+    stats: Sequence[tuple[int, float, float]] | None = None,
+) -> list[float | None]:
     """Each group's non-None scores minus their mean, over their population std; 0.0 where std <= eps.
+
+    `stats` (one `_group_stats` per group) skips recomputing them when the caller already has them.
 
     >>> zscore_groups([1.0, 3.0, None, 5.0, 5.0], [[0, 1, 2], [3, 4]])
     [-1.0, 1.0, None, 0.0, 0.0]
     """
     out: list[float | None] = [None] * len(scores)
-    for group in groups:
-        values = [float(scores[i]) for i in group if scores[i] is not None]  # type: ignore[arg-type]
-        if not values:
-            continue
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+    for k, group in enumerate(groups):
+        _n, mean, std = stats[k] if stats is not None else _group_stats(scores, group)
         for i in group:
             s = scores[i]
             if s is not None:
@@ -82,25 +92,22 @@ class GroupZScore:
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         raw = self.fn(prompts=prompts, completions=completions, **kwargs)
         groups = group_indices(prompts, self.group_size)
+        stats = [_group_stats(raw, g) for g in groups]  # once: for the log and for the z-scores
         self.calls += 1
-        values = [float(v) for v in raw if v is not None]
-        stds = []
-        for g in groups:
-            vs = [float(raw[i]) for i in g if raw[i] is not None]  # type: ignore[arg-type]
-            if len(vs) > 1:
-                m = sum(vs) / len(vs)
-                stds.append(math.sqrt(sum((v - m) ** 2 for v in vs) / len(vs)))
-        self._raw_sum += sum(values)
-        self._raw_n += len(values)
+        n = sum(c for c, _, _ in stats)
+        total = sum(c * m for c, m, _ in stats)
+        stds = [sd for c, _, sd in stats if c > 1]
+        self._raw_sum += total
+        self._raw_n += n
         self._std_sum += sum(stds)
         self._std_n += len(stds)
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
-            if values:
-                log_metric(f"rewards/{self.__name__}/raw_mean", sum(values) / len(values))
+            if n:
+                log_metric(f"rewards/{self.__name__}/raw_mean", total / n)
             if stds:
                 log_metric(f"rewards/{self.__name__}/group_std", sum(stds) / len(stds))
-        return zscore_groups(raw, groups)
+        return zscore_groups(raw, groups, stats=stats)
 
     @property
     def raw_mean(self) -> float | None:
