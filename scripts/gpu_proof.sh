@@ -7,8 +7,9 @@
 #   source .dev/common/setup.sh && bash scripts/gpu_proof.sh
 # Extra KEY=VALUE arguments go to `run` (e.g. ensemble.seeds=2); RS_RUN_S / RS_FINAL_S bound the two stages.
 #
-# Sizing (one device call is at most 600 s, setup included): the host-bound GRPO step of SmolLM2-135M is ~9-12 s at
-# 160 new tokens (tools/README.md), so 16 steps at 96 training tokens (~6-8 s a step) keep each wave near 3-4 min:
+# Sizing (one device call is at most 600 s, setup included): measured on one H200 (2026-11-26,
+# benchmarks/results/2026-11-26-gpu-proof-h200.json) the search wave took 194 s and the final stage 199 s at
+# 16 steps of 96 training tokens, 402 s in all with the report and the export:
 # wave 1 = baseline + 4 candidates side by side; wave 2 = the final stage (top-2, top-3, greedy-cover, random-2,
 # random-3 trained; the best single and the baseline only evaluated on test), all side by side. Evaluation keeps
 # 160 new tokens. A stage cut by its timeout (SIGINT) still leaves a report of what finished.

@@ -140,11 +140,17 @@ def test_the_probe_dry_run_exposes_its_score_vector() -> None:
     assert any(s != probe.details["scores"][0] for s in probe.details["scores"])
 
 
-def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path: Path) -> None:
+def _twin_files(tmp_path: Path) -> Path:
+    """A files-proposer directory: last_number_match, its behavioural twin, tag_partial (in that order)."""
     files = tmp_path / "rewards"
     files.mkdir()
-    for i, idx in enumerate((0, 3, 2)):  # last_number_match, its behavioural twin, tag_partial
+    for i, idx in enumerate((0, 3, 2)):
         (files / f"r{i}_{POOL[idx]['name']}.py").write_text(POOL[idx]["code"])
+    return files
+
+
+def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path: Path) -> None:
+    files = _twin_files(tmp_path)
     search, store = _search(tmp_path / "run", proposer={"name": "files", "path": str(files)},
                             search={"candidates_per_round": 3})
     search._propose(1)
@@ -160,10 +166,7 @@ def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path:
 
 
 def test_duplicates_are_replaced_by_asking_the_proposer_again(tmp_path: Path) -> None:
-    files = tmp_path / "rewards"
-    files.mkdir()
-    for i, idx in enumerate((0, 3, 2)):  # last_number_match, its behavioural twin, tag_partial
-        (files / f"r{i}_{POOL[idx]['name']}.py").write_text(POOL[idx]["code"])
+    files = _twin_files(tmp_path)
     search, store = _search(tmp_path / "run", proposer={"name": "files", "path": str(files)},
                             search={"candidates_per_round": 2, "refills": 2})
     search._propose(1)

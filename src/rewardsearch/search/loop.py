@@ -108,8 +108,8 @@ class Search:
             store.set_meta("rounds_done", r)
         store.set_meta("status", "done")
         store.event("run_finished", wall_s=time.time() - t0)
-        best = ranked(leaderboard(store, cfg.seed))
-        base = leaderboard(store, cfg.seed)[0]
+        rows = leaderboard(store, cfg.seed)
+        best, base = ranked(rows), rows[0]
         if best:
             b = best[0]
             self.console.log(
