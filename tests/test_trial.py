@@ -78,3 +78,39 @@ def test_a_reward_that_keeps_failing_is_quarantined_and_the_trial_fails(tmp_path
     assert train["state"] == "failed"
     assert "quarantined" in train["reason"] and "ValueError: nope" in train["reason"]
     assert not (out / "eval_dev.json").exists()
+
+
+def test_a_killed_trial_continues_from_its_checkpoint(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import os
+    import signal
+    import time
+
+    reward = RewardSpec(name="variety", source=VARIETY, entrypoint="variety").to_dict()
+    out = _spec(tmp_path, tiny_model_dir, [reward], steps=7, checkpoint_every=2)
+    proc = subprocess.Popen([sys.executable, "-m", "rewardsearch.screen.trial", str(out / "spec.json")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    steps_log = out / "steps.log"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if steps_log.is_file() and len(steps_log.read_text().split("\n")) > 3:   # step 3 done: past one checkpoint
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)   # the trainer and its reward workers, mid-training
+    proc.wait()
+    assert not (out / "train.json").exists(), "the trial finished before it could be killed"
+    killed_at = max(int(line.split()[0]) for line in steps_log.read_text().splitlines())
+    assert killed_at >= 3
+
+    again = _run(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    train = json.loads((out / "train.json").read_text())
+    assert train["state"] == "done" and train["steps"] == 7
+    resumed = train["resumed_from_step"]
+    assert resumed is not None and 2 <= resumed <= killed_at and resumed % 2 == 0
+    # the log history is whole: one entry per step, 1..7, across the kill
+    assert [h["step"] for h in train["log_history"] if "loss" in h] == list(range(1, 8))
+    # steps up to the checkpoint were trained once; only those after it ran again
+    trained = [int(line.split()[0]) for line in steps_log.read_text().splitlines()]
+    assert all(trained.count(s) == 1 for s in range(1, resumed + 1))
+    assert trained[-1] == 7 and set(trained) == set(range(1, 8))
+    assert not (out / "hf").exists()   # checkpoints are removed once the trial is done

@@ -159,6 +159,16 @@ class ScreenConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present")
     logging_steps: int = Field(1, ge=1)
+    checkpoint_every: int = Field(
+        25, ge=0,
+        description="save a resumable checkpoint (adapter, optimizer, scheduler, RNG, log history) every N steps; "
+        "a killed trial continues from the last one; 0 = never",
+    )
+    generation: Literal["auto", "fast", "trl"] = Field(
+        "auto",
+        description="GRPO rollouts: fast = our CUDA-graph decoder inside TRL (Llama/Qwen2 on CUDA); trl = TRL's own "
+        "generate; auto = fast where it applies, else trl with the reason logged",
+    )
 
     @model_validator(mode="after")
     def _check_batch(self) -> ScreenConfig:
@@ -172,6 +182,11 @@ class EvalConfig(_Section):
     test_size: int = Field(500, ge=1, description="test problems for final reports")
     max_new_tokens: int = Field(256, ge=1)
     batch_size: int = Field(64, ge=1, description="prompts generated together (left padding)")
+    generation: Literal["auto", "fast", "hf"] = Field(
+        "auto",
+        description="greedy decoding: fast = our CUDA-graph decoder (Llama/Qwen2 on CUDA); hf = transformers' "
+        "generate; auto = fast where it applies, else hf with the reason logged",
+    )
 
 
 class SearchConfig(_Section):

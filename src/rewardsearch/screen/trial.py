@@ -7,6 +7,9 @@ trained beside the base rewards, and the config sections this stage needs. Candi
 workers (`SandboxedReward`), never in this process. Outputs, all in `spec.out_dir`:
 
 - `adapter/`        the trained LoRA adapter (PEFT format)
+- `hf/checkpoint-N/` the last resumable checkpoint (`screen.checkpoint_every`); a restarted trial continues from
+  it with TRL's own `resume_from_checkpoint` (adapter, optimizer, scheduler, RNG and log history), and it is
+  removed once the trial is done
 - `train.json`      state, reason, wall time, TRL's log history (per-reward curves), LoRA movement, reward stats
 - `eval_<split>.json` per-item strict/flexible correctness and extraction for each evaluated split
 
@@ -102,6 +105,12 @@ def _environment(device: str) -> dict[str, Any]:
     return {"python": platform.python_version(), "host": platform.node(), "gpu": gpu, **versions}
 
 
+def last_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint under `out/hf` (transformers writes trainer_state.json last)."""
+    done = [p for p in (out / "hf").glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
+
+
 def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     """Run GRPO; returns the `train.json` record (also written)."""
     import torch
@@ -113,6 +122,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from rewardsearch.rewards.base import BASE_REWARDS
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
+    from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
     screen = ScreenConfig.model_validate(spec.screen)
     mcfg = ModelConfig.model_validate(spec.model)
@@ -147,6 +157,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
                 control.should_training_stop = True
             # The driver shows live progress from this file; it is rewritten whole, so it is never half-read.
             _atomic_write_json(out / "progress.json", {"step": state.global_step, "max_steps": state.max_steps})
+            with open(out / "steps.log", "a") as fh:   # every step trained, resumed ones included: an audit trail
+                fh.write(f"{state.global_step} {time.time():.3f}\n")
             return control
 
     per_step = screen.prompts_per_step * screen.num_generations
@@ -166,7 +178,10 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         temperature=screen.temperature,
         beta=screen.beta,
         logging_steps=screen.logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if screen.checkpoint_every else "no",
+        save_steps=screen.checkpoint_every or 500,
+        save_total_limit=1,     # only the newest is ever resumed from
+        save_only_model=False,  # optimizer, scheduler and RNG state too: a resumed trial continues exactly
         report_to="none",
         seed=spec.seed,
         data_seed=spec.seed,
@@ -178,7 +193,11 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         gradient_checkpointing=False,  # GRPO here is generation-bound; recomputing activations only costs time
         dataloader_num_workers=0,
     )
-    trainer = GRPOTrainer(
+    rollout, fallback = choose_rollout(screen.generation, model, device, args)
+    if fallback and screen.generation == "auto":
+        print(f"rollout: TRL generate ({fallback})", file=sys.stderr)
+    trainer_cls = fast_grpo_trainer_class() if rollout == "fast" else GRPOTrainer
+    trainer = trainer_cls(
         model=model,
         reward_funcs=reward_funcs,
         args=args,
@@ -188,9 +207,12 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         callbacks=[StopOnQuarantine()],
     )
     before = _trainable_snapshot(trainer.model)
+    resume = last_checkpoint(out)
+    if resume is not None:
+        print(f"trial: resuming from {resume.name}", file=sys.stderr)
     t0 = time.time()
     try:
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     finally:
         for r in sandboxed:
             r.close()
@@ -213,11 +235,19 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "reward_weights": reward_weights,
         "reward_norm": {f.__name__: f.summary() for f in reward_funcs if hasattr(f, "summary")},
         "env": _environment(device),
+        "generation": {"backend": rollout, "fallback_reason": fallback},
+        "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
         "log_history": trainer.state.log_history,
     }
+    if resume is not None:
+        # `lora` movement is measured from the resumed weights; the whole run moved at least this much.
+        record["lora"]["since_step"] = record["resumed_from_step"]
     if not quarantined:
         trainer.model.save_pretrained(out / "adapter")
     _atomic_write_json(out / "train.json", record)
+    import shutil
+
+    shutil.rmtree(out / "hf", ignore_errors=True)   # done: the checkpoints are not needed any more
     record["_model"], record["_tokenizer"] = trainer.model, tokenizer
     return record
 
@@ -228,10 +258,13 @@ def evaluate_split(model: Any, tokenizer: Any, task: Any, split: str, ecfg: Eval
 
     problems = task.split(split)[: ecfg.dev_size if split == "dev" else ecfg.test_size]
     t0 = time.time()
-    texts = generate(model, tokenizer, [task.prompt(p) for p in problems], ecfg.max_new_tokens, ecfg.batch_size)
+    info: dict[str, Any] = {}
+    texts = generate(model, tokenizer, [task.prompt(p) for p in problems], ecfg.max_new_tokens, ecfg.batch_size,
+                     backend=ecfg.generation, info=info)
     rec = score(task, problems, texts, trial_id="", split=split, wall_s=time.time() - t0)
     d = asdict(rec)
     d.pop("trial_id")
+    d["generation"] = info
     d["samples"] = texts[:8]  # a few raw completions: what the model actually writes, for the report
     return d
 
@@ -261,7 +294,9 @@ def run(spec: TrialSpec) -> int:
             return 1
         if record["state"] != "done":
             return 0
-        model, tokenizer = record["_model"], record["_tokenizer"]
+        from rewardsearch.evaluate.generate import merged_for_eval
+
+        model, tokenizer = merged_for_eval(record["_model"]), record["_tokenizer"]
     if model is None:
         from rewardsearch.evaluate.generate import load_for_eval
         from rewardsearch.models import pick_device, pick_dtype
