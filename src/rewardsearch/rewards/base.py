@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rewardsearch.tasks.answers import extract_strict, numbers_equal, relative_error
+from rewardsearch.tasks.answers import extract_strict, numbers_equal, parse_number, relative_error
 
 _EXACT_FORMAT = re.compile(r"^\s*<thinking>.*?</thinking>\s*<solution>.*?</solution>\s*$", re.DOTALL)
 _TAGS = ("<thinking>", "</thinking>", "<solution>", "</solution>")
@@ -26,7 +26,10 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, Mapping):
-        return str(completion.get("content") or "")
+        content = completion.get("content") or ""
+        if isinstance(content, list):  # multimodal content parts: [{"type": "text", "text": ...}, ...]
+            return "".join(str(p.get("text") or "") for p in content if isinstance(p, Mapping))
+        return str(content)
     if isinstance(completion, Sequence) and completion:
         return completion_text(completion[-1])
     return ""
@@ -74,18 +77,20 @@ def answer_reward(
     """
     scores: list[float | None] = []
     for c, gold in zip(completions, answer, strict=True):
+        if parse_number(gold) is None:
+            scores.append(None)  # the gold answer holds no number: nothing to compare with
+            continue
         predicted = extract_strict(completion_text(c))
         if predicted is None:
             scores.append(0.0)
             continue
+        # None: a number too long to read (answers.MAX_DIGITS), which equals no gold answer
         error = relative_error(predicted, gold)
-        if error is None:
-            scores.append(None)  # the gold answer holds no number: nothing to compare with
-        elif numbers_equal(predicted, gold):
+        if numbers_equal(predicted, gold):
             scores.append(3.0)
-        elif error <= 0.10:
+        elif error is not None and error <= 0.10:
             scores.append(1.0)
-        elif error <= 0.20:
+        elif error is not None and error <= 0.20:
             scores.append(0.5)
         else:
             scores.append(-1.5)

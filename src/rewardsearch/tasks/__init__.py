@@ -73,11 +73,16 @@ class NumericTask:
                 "A completion graded correct:",
                 f"<thinking>\n...\n</thinking>\n<solution>\n{example.answer}\n</solution>",
                 "",
-                "What counts as correct (strict, the headline metric): the last number inside the last "
-                "<solution>...</solution> equals the gold answer numerically (commas, '$', '%', a trailing '.' "
-                "are ignored; '7/2' and '3.5' are equal). No solution tags, or no number inside them, counts as "
-                "not answered. Flexible extraction (the last number anywhere in the completion) is reported "
-                "beside it as a diagnostic only.",
+                "What counts as correct (strict, the headline metric): the answer number inside the last "
+                "<solution>...</solution> equals the gold answer numerically. The answer number is the last "
+                "number there, except that a bracketed aside right after a number explains it: '18 (9 eggs at "
+                "$2 each)' reads 18 and '20 apples (not 18)' reads 20; a bracket that starts a new sentence "
+                "('24 in May. (72 in all)') is read as usual (72). Commas, spaces and LaTeX thousands "
+                "separators, '$', '%', units and a trailing '.' are ignored; '7/2', '3.5' and '\\frac{7}{2}' "
+                "are equal; an exponent after a unit ('18 m^2') is no number; number words count only "
+                "where no numeral is. No solution tags, or no number inside them, counts as not answered. "
+                "Flexible extraction (the same rule over the whole completion) is reported beside it as a "
+                "diagnostic only.",
             ]
         )
 

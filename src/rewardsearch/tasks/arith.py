@@ -198,7 +198,7 @@ class ArithTask(NumericTask):
     """Seeded arithmetic word problems; `split()` gives fixed, pairwise disjoint train/dev/test lists."""
 
     name = "arith"
-    version = "1"
+    version = "2"  # 2: the widened number notation and the bracketed-aside rule of answers.py
 
     def __init__(self, cfg: ArithConfig, seed: int) -> None:
         self.cfg = cfg
