@@ -35,9 +35,11 @@ answer is that long.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -345,6 +347,139 @@ def extract_solution(text: str | None) -> str | None:
     return text[start + len(SOLUTION_OPEN) : end].strip()
 
 
+def extract_boxed(text: str | None) -> str | None:
+    """The stripped content of the last `\\boxed{...}` (braces balanced), or None if none is closed.
+
+    >>> extract_boxed(r"so $\\boxed{\\frac{7}{2}}$.")
+    '\\\\frac{7}{2}'
+    """
+    if not text:
+        return None
+    start = text.rfind("\\boxed{")
+    while start >= 0:
+        depth, i = 1, start + len("\\boxed{")
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            return text[start + len("\\boxed{") : i - 1].strip()
+        start = text.rfind("\\boxed{", 0, start)  # unclosed: an earlier, closed one may still answer
+    return None
+
+
+def extract_hashes(text: str | None) -> str | None:
+    """The stripped rest of the line after the last `####` (GSM8K's answer marker), or None if empty.
+
+    >>> extract_hashes("48 + 24 = 72\\n#### 72")
+    '72'
+    """
+    if not text or "####" not in text:
+        return None
+    rest = text.rsplit("####", 1)[1].lstrip("# ").split("\n", 1)[0].strip()
+    return rest or None
+
+
+# --- answer formats -------------------------------------------------------------------------------------
+
+
+class AnswerFormat(NamedTuple):
+    """How a completion lays out its answer: one object that the system prompt, the task card, strict
+    extraction, the base rewards, the probe completions and evolve's primitives all read.
+
+    - `instruction`: the system prompt asking for the format;
+    - `layout`: a regex a whole well-formed completion matches (`re.fullmatch`, DOTALL);
+    - `markers`: the strings a well-formed completion holds exactly once each;
+    - `segment`: the answer text of a completion (None: no answer in this format);
+    - `segment_source`: the same function as standalone source (`def _solution(text): ...`, stdlib `re`
+      only) for reward programs that run in the sandbox;
+    - `template`: a well-formed completion, with `{reasoning}` and `{answer}` slots.
+    """
+
+    name: str
+    instruction: str
+    layout: str
+    markers: tuple[str, ...]
+    segment: Callable[[str | None], str | None]
+    segment_source: str
+    template: str
+
+    def write(self, answer: str, reasoning: str = "...step-by-step reasoning...") -> str:
+        """A completion in this format."""
+        return self.template.format(reasoning=reasoning, answer=answer)
+
+    def is_exact(self, text: str) -> bool:
+        return re.fullmatch(self.layout, text, re.DOTALL) is not None
+
+
+TAGS = AnswerFormat(
+    name="tags",
+    instruction=(
+        "Respond in the following format:\n"
+        "<thinking>\n...your step-by-step reasoning...\n</thinking>\n"
+        "<solution>\n...the final answer, a single number...\n</solution>"
+    ),
+    layout=r"\s*<thinking>.*?</thinking>\s*<solution>.*?</solution>\s*",
+    markers=("<thinking>", "</thinking>", "<solution>", "</solution>"),
+    segment=extract_solution,
+    segment_source=(
+        "def _solution(text):\n"
+        "    end = text.rfind('</solution>')\n"
+        "    start = text.rfind('<solution>', 0, end) if end >= 0 else -1\n"
+        "    return text[start + len('<solution>'):end].strip() if start >= 0 else None\n"
+    ),
+    template="<thinking>\n{reasoning}\n</thinking>\n<solution>\n{answer}\n</solution>",
+)
+BOXED = AnswerFormat(
+    name="boxed",
+    instruction="Reason step by step, then put your final answer, a single number, within \\boxed{}.",
+    layout=r".*\\boxed\{.+\}[\s$.]*",
+    markers=("\\boxed{",),
+    segment=extract_boxed,
+    segment_source=(
+        "def _solution(text):\n"
+        "    start = text.rfind('\\\\boxed{')\n"
+        "    while start >= 0:\n"
+        "        depth, i = 1, start + 7\n"
+        "        while i < len(text) and depth:\n"
+        "            depth += {'{': 1, '}': -1}.get(text[i], 0)\n"
+        "            i += 1\n"
+        "        if depth == 0:\n"
+        "            return text[start + 7:i - 1].strip()\n"
+        "        start = text.rfind('\\\\boxed{', 0, start)\n"
+        "    return None\n"
+    ),
+    template="{reasoning}\nThe final answer is $\\boxed{{{answer}}}$.",
+)
+HASHES = AnswerFormat(
+    name="hashes",
+    instruction=(
+        "Reason step by step. Then write the final answer, a single number, on the last line after '#### ', "
+        "like this:\n#### 42"
+    ),
+    layout=r".+\n#### [^\n]+\s*",
+    markers=("####",),
+    segment=extract_hashes,
+    segment_source=(
+        "def _solution(text):\n"
+        "    if '####' not in text:\n"
+        "        return None\n"
+        "    rest = text.rsplit('####', 1)[1].lstrip('# ').split('\\n', 1)[0].strip()\n"
+        "    return rest or None\n"
+    ),
+    template="{reasoning}\n#### {answer}",
+)
+FORMATS: dict[str, AnswerFormat] = {f.name: f for f in (TAGS, BOXED, HASHES)}
+
+
+def answer_format(name: str) -> AnswerFormat:
+    """The built-in format called `name`; an unknown name is a one-line error with a suggestion."""
+    if name in FORMATS:
+        return FORMATS[name]
+    guess = difflib.get_close_matches(name, FORMATS, n=1)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    raise ValueError(f"task.answer_format={name!r}: unknown answer format{hint}; choose one of {', '.join(FORMATS)}")
+
+
 def extract_flexible(text: str | None) -> str | None:
     """The answer number anywhere in `text` (`final_number`), in canonical form ("$1,234." -> "1234"), or None.
 
@@ -355,12 +490,15 @@ def extract_flexible(text: str | None) -> str | None:
     return found.text if found is not None else None
 
 
-def extract_strict(text: str | None) -> str | None:
-    """The answer number inside the last `<solution>...</solution>`, in canonical form, or None.
+def extract_strict(text: str | None, fmt: AnswerFormat = TAGS) -> str | None:
+    """The answer number inside the answer segment of `fmt` (the last `<solution>...</solution>` by default),
+    in canonical form, or None.
 
     >>> extract_strict("<thinking>2+2</thinking><solution>The answer is $4.</solution>")
     '4'
     >>> extract_strict("the answer is 4") is None
     True
+    >>> extract_strict("2+2 = 4\\n#### 4", HASHES)
+    '4'
     """
-    return extract_flexible(extract_solution(text))
+    return extract_flexible(fmt.segment(text))
