@@ -214,3 +214,15 @@ def test_math_verify_check(tmp_path: Path) -> None:
                                 dev_pool=5, test_pool=5), 0)  # fmt: skip
     assert task.is_correct(task.extract_strict(r"so $\boxed{\frac{1}{2}}$"), "0.5")
     assert not task.is_correct(task.extract_strict(r"so $\boxed{\frac{1}{3}}$"), "0.5")
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=list(FORMATS))
+def test_probe_pool_is_written_in_the_format(fmt) -> None:
+    from rewardsearch.sandbox.probe import build_pool
+
+    pool = {p.kind: p.text for p in build_pool([("What is 9 times 2?", "18")], fmt)}
+    assert extract_strict(pool["correct"], fmt) == "18"
+    assert extract_strict(pool["wrong"], fmt) == "19"
+    assert fmt.segment(pool["missing_close"]) is None
+    assert not fmt.segment(pool["empty_formatted"])  # markers around nothing
+    assert all(pool["doubled_tags"].count(m) == 2 for m in fmt.markers)

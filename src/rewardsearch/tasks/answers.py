@@ -427,7 +427,7 @@ TAGS = AnswerFormat(
         "    start = text.rfind('<solution>', 0, end) if end >= 0 else -1\n"
         "    return text[start + len('<solution>'):end].strip() if start >= 0 else None\n"
     ),
-    template="<thinking>\n{reasoning}\n</thinking>\n<solution>\n{answer}\n</solution>",
+    template="<thinking>{reasoning}</thinking><solution>{answer}</solution>",
 )
 BOXED = AnswerFormat(
     name="boxed",
