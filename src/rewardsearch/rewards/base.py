@@ -115,6 +115,7 @@ def _answer(fmt: AnswerFormat, completions: list[Any], answer: list[str]) -> lis
 
 
 RewardFn = Callable[..., list[float | None]]
+_PAPER_REWARDS: list[RewardFn] = [exact_format_reward, approx_format_reward, answer_reward]
 
 
 def base_rewards(fmt: AnswerFormat = TAGS) -> list[RewardFn]:
@@ -124,21 +125,19 @@ def base_rewards(fmt: AnswerFormat = TAGS) -> list[RewardFn]:
     docstrings above are that format's markers and its answer segment.
     """
     if fmt is TAGS:
-        return [exact_format_reward, approx_format_reward, answer_reward]
+        return list(_PAPER_REWARDS)
 
-    def exact_format_reward_(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
+    # Same names as the module's functions (they shadow them here): TRL logs rewards by __name__.
+    def exact_format_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
         return _exact_format(fmt, completions)
 
-    def approx_format_reward_(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
+    def approx_format_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
         return _approx_format(fmt, completions)
 
-    def answer_reward_(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float | None]:
+    def answer_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float | None]:
         return _answer(fmt, completions, answer)
 
-    fns: list[RewardFn] = [exact_format_reward_, approx_format_reward_, answer_reward_]
-    for fn in fns:
-        fn.__name__ = fn.__qualname__ = fn.__name__.rstrip("_")
-    return fns
+    return [exact_format_reward, approx_format_reward, answer_reward]
 
 
 BASE_REWARDS: list[RewardFn] = base_rewards(TAGS)
