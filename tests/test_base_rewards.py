@@ -128,7 +128,7 @@ def test_base_rewards_import_only_stdlib_and_answers() -> None:
     answers_imports = {
         line.split()[1] for line in answers_source.splitlines() if line.startswith(("import ", "from "))
     }
-    assert answers_imports <= {"__future__", "math", "re", "unicodedata", "fractions"}, answers_imports
+    assert answers_imports <= {"__future__", "collections.abc", "difflib", "math", "re", "unicodedata", "fractions", "typing"}, answers_imports
 
 
 @pytest.mark.parametrize("module", [base_module, answers_module])

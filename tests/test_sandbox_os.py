@@ -320,13 +320,12 @@ def test_validate_refuses_the_weak_level_without_opt_in(tmp_path):
 
 # -- the project's own rewards pass the dry run --------------------------------------------------------------
 def _base_reward_source(name: str) -> str:
-    """answers.py and base.py as one standalone module (what an exported reward module carries)."""
-    src = Path(__file__).parents[1] / "src" / "rewardsearch"
-    answers = (src / "tasks" / "answers.py").read_text()
-    base = (src / "rewards" / "base.py").read_text()
-    base = "\n".join(ln for ln in base.splitlines()
-                     if not ln.startswith(("from rewardsearch", "from __future__")))  # fmt: skip
-    return answers + "\n\n" + base + f"\n\n_entry = {name}\n"
+    """answers.py and base.py as one standalone module: exactly what an exported reward module carries."""
+    from rewardsearch.rewards.export import _body
+
+    return _body("rewardsearch.tasks", "answers.py") + "\n\n" + _body("rewardsearch.rewards", "base.py") + (
+        f"\n\n_entry = {name}\n"
+    )
 
 
 @pytest.mark.parametrize("name", ["exact_format_reward", "approx_format_reward", "answer_reward"])

@@ -109,7 +109,8 @@ def test_extract_solution() -> None:
         ("<solution>1</solution> no, <solution>2</solution>", "2", "2"),
         ("<solution>6</solution> so 6 - 1 = 5", "6", "5"),  # strict looks inside the tags only
         ("12 + 5 = 17, minus 3 gives 14.", None, "14"),  # no tags: strict None, flexible last number
-        ("<solution>seventeen</solution> 17", None, "17"),  # tags without a number
+        ("<solution>seventeen</solution> 17", "17", "17"),  # a number word where no numeral is
+        ("<solution>banana</solution> 17", None, "17"),  # tags without a number
         ("", None, None),
     ],
 )
@@ -246,7 +247,7 @@ def test_card_mentions_format_and_example(arith: ArithTask) -> None:
 def test_load_task_dispatch() -> None:
     assert load_task(TaskConfig(name="arith"), 0).name == "arith"
     task = load_task(TaskConfig(name="gsm8k", data_dir="/nonexistent", dev_pool=10), 0)
-    assert task.name == "gsm8k" and task.version == "1"
+    assert task.name == "gsm8k" and task.version == "2"
 
 
 def test_unknown_split(arith: ArithTask) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -53,13 +53,67 @@ class ArithConfig(_Section):
 
 
 class TaskConfig(_Section):
-    name: Literal["arith", "gsm8k"] = Field("arith", description="the task trained and evaluated")
+    """The task trained and evaluated (see docs/tasks.md): a registered name and the settings tasks read."""
+
+    name: str = Field(
+        "arith",
+        description="arith | gsm8k | file | hf, a task registered under the entry-point group "
+        "'rewardsearch.tasks', or 'package.module:Class'",
+    )
+    answer_format: str | None = Field(
+        None, description="tags | boxed | hashes (how completions lay out the answer); unset = the task's own"
+    )
+    check: Literal["numeric", "exact", "math-verify"] | None = Field(
+        None,
+        description="correctness check: numeric (the number equals gold), exact (the answer text equals gold), "
+        "math-verify (Hugging Face's LaTeX-aware judge; pip install math-verify); unset = the task's own",
+    )
     data_dir: str | None = Field(
         None,
         description="gsm8k only: a directory holding train.jsonl/test.jsonl; unset reads openai/gsm8k via datasets",
     )
-    dev_pool: int = Field(500, ge=1, description="gsm8k only: size of the seeded dev slice carved out of train")
+    dev_pool: int = Field(500, ge=1, description="gsm8k, file, hf: size of the seeded dev slice carved out of train")
+    path: str | None = Field(None, description="file: a .jsonl, .csv or .parquet file of problems (train)")
+    test_path: str | None = Field(
+        None, description="file: a file of test problems; unset carves a seeded test slice of test_pool out of path"
+    )
+    dataset: str | None = Field(None, description="hf: a `datasets` name, e.g. openai/gsm8k")
+    config: str | None = Field(None, description="hf: the dataset's config name, e.g. main")
+    train_split: str = Field("train", description="hf: the split that train and dev come from")
+    test_split: str | None = Field(
+        "test", description="hf: the test split; unset carves a seeded test slice of test_pool out of train"
+    )
+    test_pool: int = Field(200, ge=1, description="file, hf: size of the seeded test slice when no test set is given")
+    question_field: str = Field("question", description="file, hf: the column holding the question")
+    answer_field: str = Field("answer", description="file, hf: the column holding the gold answer")
     arith: ArithConfig = Field(default_factory=ArithConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from rewardsearch.tasks.registry import check_name
+
+        check_name(name)  # names only: the task's module is imported when the task is loaded
+        return name
+
+    @field_validator("answer_format")
+    @classmethod
+    def _known_format(cls, name: str | None) -> str | None:
+        from rewardsearch.tasks.answers import FORMATS
+
+        if name is not None and name not in FORMATS:
+            guess = difflib.get_close_matches(name, FORMATS, n=1)
+            hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+            raise ValueError(f"unknown answer format{hint}; choose one of {', '.join(FORMATS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> TaskConfig:
+        if self.name == "file" and not self.path:
+            raise ValueError("task.name=file needs task.path (a .jsonl, .csv or .parquet file)")
+        if self.name == "hf" and not self.dataset:
+            raise ValueError("task.name=hf needs task.dataset (a `datasets` name, e.g. openai/gsm8k)")
+        return self
 
 
 class LoraConfigSection(_Section):

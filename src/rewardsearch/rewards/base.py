@@ -11,14 +11,17 @@ Scores: `exact_format_reward` in {0, 3}; `approx_format_reward` in [-4, 2]; `ans
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rewardsearch.tasks.answers import extract_strict, numbers_equal, relative_error
-
-_EXACT_FORMAT = re.compile(r"^\s*<thinking>.*?</thinking>\s*<solution>.*?</solution>\s*$", re.DOTALL)
-_TAGS = ("<thinking>", "</thinking>", "<solution>", "</solution>")
+from rewardsearch.tasks.answers import (
+    TAGS,
+    AnswerFormat,
+    extract_strict,
+    numbers_equal,
+    parse_number,
+    relative_error,
+)
 
 
 def completion_text(completion: Any) -> str:
@@ -26,7 +29,10 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, Mapping):
-        return str(completion.get("content") or "")
+        content = completion.get("content") or ""
+        if isinstance(content, list):  # multimodal content parts: [{"type": "text", "text": ...}, ...]
+            return "".join(str(p.get("text") or "") for p in content if isinstance(p, Mapping))
+        return str(content)
     if isinstance(completion, Sequence) and completion:
         return completion_text(completion[-1])
     return ""
@@ -42,7 +48,11 @@ def exact_format_reward(
     >>> exact_format_reward(None, ["<thinking>5+3</thinking>\\n<solution>8</solution>", "8"], ["8", "8"])
     [3.0, 0.0]
     """
-    return [3.0 if _EXACT_FORMAT.match(completion_text(c)) else 0.0 for c in completions]
+    return _exact_format(TAGS, completions)
+
+
+def _exact_format(fmt: AnswerFormat, completions: list[Any]) -> list[float]:
+    return [3.0 if fmt.is_exact(completion_text(c)) else 0.0 for c in completions]
 
 
 def approx_format_reward(
@@ -53,10 +63,16 @@ def approx_format_reward(
     >>> approx_format_reward(None, ["<thinking>x</thinking><solution>1</solution>", "<solution>1</solution>"], ["1", "1"])
     [2.0, -1.0]
     """
+    return _approx_format(TAGS, completions)
+
+
+def _approx_format(fmt: AnswerFormat, completions: list[Any]) -> list[float]:
+    # Scaled so every format spans the tags' range, [-4, 2], whatever its number of markers.
+    scale = 4 / len(fmt.markers)
     scores = []
     for c in completions:
         text = completion_text(c)
-        scores.append(sum(0.5 if text.count(tag) == 1 else -1.0 for tag in _TAGS))
+        scores.append(scale * sum(0.5 if text.count(m) == 1 else -1.0 for m in fmt.markers))
     return scores
 
 
@@ -72,20 +88,26 @@ def answer_reward(
     ...                      "<solution>1</solution>", "72"], ["72"] * 5)
     [3.0, 1.0, 0.5, -1.5, 0.0]
     """
+    return _answer(TAGS, completions, answer)
+
+
+def _answer(fmt: AnswerFormat, completions: list[Any], answer: list[str]) -> list[float | None]:
     scores: list[float | None] = []
     for c, gold in zip(completions, answer, strict=True):
-        predicted = extract_strict(completion_text(c))
+        if parse_number(gold) is None:
+            scores.append(None)  # the gold answer holds no number: nothing to compare with
+            continue
+        predicted = extract_strict(completion_text(c), fmt)
         if predicted is None:
             scores.append(0.0)
             continue
+        # None: a number too long to read (answers.MAX_DIGITS), which equals no gold answer
         error = relative_error(predicted, gold)
-        if error is None:
-            scores.append(None)  # the gold answer holds no number: nothing to compare with
-        elif numbers_equal(predicted, gold):
+        if numbers_equal(predicted, gold):
             scores.append(3.0)
-        elif error <= 0.10:
+        elif error is not None and error <= 0.10:
             scores.append(1.0)
-        elif error <= 0.20:
+        elif error is not None and error <= 0.20:
             scores.append(0.5)
         else:
             scores.append(-1.5)
@@ -93,4 +115,29 @@ def answer_reward(
 
 
 RewardFn = Callable[..., list[float | None]]
-BASE_REWARDS: list[RewardFn] = [exact_format_reward, approx_format_reward, answer_reward]
+_PAPER_REWARDS: list[RewardFn] = [exact_format_reward, approx_format_reward, answer_reward]
+
+
+def base_rewards(fmt: AnswerFormat = TAGS) -> list[RewardFn]:
+    """The three base rewards for answer format `fmt`, under the same names (TRL logs `rewards/{name}/mean`).
+
+    For the tags format these are the module's own functions; for another format the "tags" in the
+    docstrings above are that format's markers and its answer segment.
+    """
+    if fmt is TAGS:
+        return list(_PAPER_REWARDS)
+
+    # Same names as the module's functions (they shadow them here): TRL logs rewards by __name__.
+    def exact_format_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
+        return _exact_format(fmt, completions)
+
+    def approx_format_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float]:
+        return _approx_format(fmt, completions)
+
+    def answer_reward(prompts: list[Any], completions: list[Any], answer: list[str], **kw: Any) -> list[float | None]:
+        return _answer(fmt, completions, answer)
+
+    return [exact_format_reward, approx_format_reward, answer_reward]
+
+
+BASE_REWARDS: list[RewardFn] = base_rewards(TAGS)

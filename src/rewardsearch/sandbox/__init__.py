@@ -18,6 +18,7 @@ from rewardsearch.sandbox.levels import SandboxUnavailable, describe_machine, re
 from rewardsearch.sandbox.probe import CheckResult, dry_run
 from rewardsearch.sandbox.runner import SandboxedReward
 from rewardsearch.sandbox.static import ALLOWED_MODULES, StaticResult, static_check
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 __all__ = [
     "ALLOWED_MODULES",
@@ -34,14 +35,16 @@ __all__ = [
 
 
 def check_reward(
-    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], skip_static: bool = False
+    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], skip_static: bool = False,
+    fmt: AnswerFormat = TAGS,
 ) -> list[CheckResult]:
-    """Static check, then the sandboxed dry run; the list ends at the first stage that fails.
+    """Static check, then the sandboxed dry run (probes written in answer format `fmt`); the list ends at the
+    first stage that fails.
 
     `skip_static` is a testing aid (`validate --skip-static`): it exercises the OS boundary alone.
     """
     if skip_static:
-        return [dry_run(spec, cfg, samples)]
+        return [dry_run(spec, cfg, samples, fmt=fmt)]
     static = static_check(spec.source, spec.function_name)
     first = CheckResult(
         "static",
@@ -51,4 +54,4 @@ def check_reward(
     )
     if not static.ok:
         return [first]
-    return [first, dry_run(spec, cfg, samples)]
+    return [first, dry_run(spec, cfg, samples, fmt=fmt)]

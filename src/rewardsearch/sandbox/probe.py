@@ -61,7 +61,7 @@ from typing import Any
 from rewardsearch.config import SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox.runner import SandboxedReward
-from rewardsearch.tasks.base import SYSTEM_PROMPT
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 PROBE_KINDS = (
     "correct", "wrong", "empty", "garbage", "unformatted", "missing_close", "doubled_tags", "unicode_digits",
@@ -112,46 +112,63 @@ def _wrong_answer(gold: str) -> str:
     return str(value.numerator) if value.denominator == 1 else str(float(value))
 
 
-def _formatted(answer: str, thinking: str = "Let me work through the problem step by step.") -> str:
-    return f"<thinking>{thinking}</thinking><solution>{answer}</solution>"
+_REASONING = "Let me work through the problem step by step."
 
 
 def _filler(chars: int) -> str:
     return (_FILLER * (chars // len(_FILLER) + 1))[:chars]
 
 
-def build_pool(samples: list[tuple[str, str]]) -> list[_Probe]:
-    """Every probe kind for every sample, in sample-major order."""
+def build_pool(samples: list[tuple[str, str]], fmt: AnswerFormat = TAGS) -> list[_Probe]:
+    """Every probe kind for every sample, in sample-major order, written in the task's answer format.
+
+    The format-breaking kinds are built from the format's well-formed completion: `missing_close` cuts its
+    last marker's end off, `doubled_tags` doubles every marker, `empty_formatted` has the markers around
+    nothing, `many_solutions` repeats the answer part with decoys.
+    """
     pool: list[_Probe] = []
     spam = " ".join(str(i) for i in range(1001))
     for i, (question, gold) in enumerate(samples):
         wrong = _wrong_answer(gold)
         decoys = [str(k) for k in range(20)]
         decoys[7] = gold
+        def formatted(answer: str, thinking: str = _REASONING) -> str:
+            return fmt.write(answer, thinking)
+
+        doubled = formatted(gold, "Step by step.")
+        for m in fmt.markers:
+            doubled = doubled.replace(m, m + m)
         texts = {
-            "correct": _formatted(gold),
-            "wrong": _formatted(wrong),
+            "correct": formatted(gold),
+            "wrong": formatted(wrong),
             "empty": "",
             "garbage": "}}{{ <sol ution> \x00\ufffd asdf;; ))((</thinking> ::: \u202e zz",
             "unformatted": f"The answer is {gold}.",
-            "missing_close": f"<thinking>Step by step.</thinking><solution>{gold}",
-            "doubled_tags": f"<thinking><thinking>Step by step.</thinking></thinking>"
-            f"<solution><solution>{gold}</solution></solution>",
-            "unicode_digits": _formatted(gold.translate(_ARABIC_INDIC)),
-            "non_numeric": _formatted("banana"),
+            "missing_close": _unclosed(fmt, gold),
+            "doubled_tags": doubled,
+            "unicode_digits": formatted(gold.translate(_ARABIC_INDIC)),
+            "non_numeric": formatted("banana"),
             "huge": _filler(HUGE_CHARS),
-            "padded": _formatted(gold, thinking=_filler(PADDING_CHARS)),
-            "empty_formatted": "<thinking></thinking><solution></solution>",
-            "number_spam": _formatted(spam),
-            "many_solutions": "<thinking>Trying answers.</thinking>"
-            + "".join(f"<solution>{d}</solution>" for d in decoys),
+            "padded": formatted(gold, thinking=_filler(PADDING_CHARS)),
+            "empty_formatted": formatted("", ""),
+            "number_spam": formatted(spam),
+            "many_solutions": "\n".join(formatted(d, "Trying answers." if k == 0 else "") for k, d in enumerate(decoys)),
             "prompt_echo": question,
         }
         pool.extend(_Probe(i, kind, texts[kind]) for kind in PROBE_KINDS)
     return pool
 
 
-def _batch(pool: list[_Probe], samples: list[tuple[str, str]], plain: bool = False) -> dict[str, Any]:
+def _unclosed(fmt: AnswerFormat, gold: str) -> str:
+    """The well-formed completion cut just after the answer, before whatever closes the answer part; for a
+    format with nothing after the answer (`hashes`), the answer marker with no answer after it."""
+    text = fmt.write(gold, "Step by step.")
+    cut = text[: text.rindex(gold) + len(gold)]
+    return cut if fmt.segment(cut) is None else fmt.write("", "Step by step.").rstrip()
+
+
+def _batch(pool: list[_Probe], samples: list[tuple[str, str]], plain: bool = False,
+           fmt: AnswerFormat = TAGS) -> dict[str, Any]:  # fmt: skip
     """TRL's call shape: conversational (or plain string) prompts and completions, plus the `answer` column."""
     if plain:
         return {
@@ -161,7 +178,7 @@ def _batch(pool: list[_Probe], samples: list[tuple[str, str]], plain: bool = Fal
         }
     return {
         "prompts": [
-            [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": samples[p.sample][0]}]
+            [{"role": "system", "content": fmt.instruction}, {"role": "user", "content": samples[p.sample][0]}]
             for p in pool
         ],
         "completions": [[{"role": "assistant", "content": p.text}] for p in pool],
@@ -193,13 +210,13 @@ class _ProbeFailed(Exception):
 
 def _score_in_batches(
     reward: SandboxedReward, items: list[_Probe], samples: list[tuple[str, str]], size: int, what: str,
-    plain: bool = False,
+    plain: bool = False, fmt: AnswerFormat = TAGS,
 ) -> list[float | None]:  # fmt: skip
     scores: list[float | None] = []
     for start in range(0, len(items), size):
         chunk = items[start : start + size]
         failures = reward.failures
-        out = reward(**_batch(chunk, samples, plain))
+        out = reward(**_batch(chunk, samples, plain, fmt))
         if reward.failures != failures:
             raise _ProbeFailed(f"call failed ({what}, batch of {len(chunk)}): {reward.last_error}")
         scores.extend(out)
@@ -240,7 +257,8 @@ def _flags(pool: list[_Probe], scores: list[float | None], n_samples: int) -> tu
 
 
 def dry_run(
-    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], *, guards: bool = True
+    spec: RewardSpec, cfg: SandboxConfig, samples: list[tuple[str, str]], *, guards: bool = True,
+    fmt: AnswerFormat = TAGS,
 ) -> CheckResult:
     """Run the probe suite on `spec` in sandboxed workers; see the module docstring.
 
@@ -250,7 +268,7 @@ def dry_run(
     if not samples:
         raise ValueError("dry_run needs at least one (question, gold answer) sample")
     samples = list(samples) + [s for s in EXTRA_SAMPLES if s not in samples]
-    pool = build_pool(samples)
+    pool = build_pool(samples, fmt)
     # Plain-form failures only flag; they must not quarantine the reward before the other probes ran.
     probe_cfg = cfg.model_copy(update={"max_failures": 1_000_000})
     order = list(range(len(pool)))
@@ -264,20 +282,20 @@ def dry_run(
                 details={"stats": reward.stats, "sandbox_level": reward.level},
             )  # fmt: skip
         try:
-            full = _score_in_batches(reward, pool, samples, 64, "whole pool")
-            again = _score_in_batches(reward, pool, samples, 64, "whole pool, second run")
-            other_worker = _score_in_batches(fresh, pool, samples, 64, "whole pool, second worker")
-            shuffled = _score_in_batches(reward, [pool[j] for j in order], samples, 64, "shuffled pool")
-            by_8 = _score_in_batches(reward, pool, samples, 8, "batches of 8")
+            full = _score_in_batches(reward, pool, samples, 64, "whole pool", fmt=fmt)
+            again = _score_in_batches(reward, pool, samples, 64, "whole pool, second run", fmt=fmt)
+            other_worker = _score_in_batches(fresh, pool, samples, 64, "whole pool, second worker", fmt=fmt)
+            shuffled = _score_in_batches(reward, [pool[j] for j in order], samples, 64, "shuffled pool", fmt=fmt)
+            by_8 = _score_in_batches(reward, pool, samples, 8, "batches of 8", fmt=fmt)
             first = pool[: len(PROBE_KINDS)]  # one call per probe of the first sample
-            by_1 = _score_in_batches(reward, first, samples, 1, "batches of 1")
+            by_1 = _score_in_batches(reward, first, samples, 1, "batches of 1", fmt=fmt)
         except _ProbeFailed as exc:
             return CheckResult("probe", False, str(exc), details={"stats": reward.stats,
                                                                   "sandbox_level": reward.level})  # fmt: skip
         stats = reward.stats
         plain_error: str | None = None
         try:
-            _score_in_batches(reward, pool, samples, 64, "plain string form", plain=True)
+            _score_in_batches(reward, pool, samples, 64, "plain string form", plain=True, fmt=fmt)
         except _ProbeFailed as exc:
             plain_error = str(exc)
 

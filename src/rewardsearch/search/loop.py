@@ -207,7 +207,7 @@ class Search:
 
         spec = Store.spec_of(c)
         samples = [(p.question, p.answer) for p in self.task.split("train")[:8]]
-        results = check_reward(spec, self.cfg.sandbox, samples)
+        results = check_reward(spec, self.cfg.sandbox, samples, fmt=self.task.answer_format)
         probe = results[-1]
         if probe.ok and probe.details.get("scores") is not None:
             key = probe.details["behaviour"] = behaviour_key(probe.details["scores"])

@@ -1,8 +1,9 @@
 """Tasks: the problems a policy is trained and judged on (`load_task` picks one by config name).
 
-Also holds `NumericTask`, the behaviour every numeric-answer task shares (chat prompt, answer extraction,
-correctness, task card layout); `arith` and `gsm8k` only supply their problems and descriptions. Those
-modules are imported inside `load_task`, so importing this package stays cheap and cycle-free.
+Also holds `NumericTask`, the behaviour the built-in tasks share (chat prompt in the task's answer format,
+answer extraction, a correctness check, task card layout); `arith`, `gsm8k`, `file` and `hf` supply their
+problems and descriptions. Task classes are found through `registry` and imported only when asked for, so
+importing this package stays cheap and cycle-free.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rewardsearch.tasks import answers
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 from rewardsearch.tasks.base import SYSTEM_PROMPT, Problem, Split, Task
 
 if TYPE_CHECKING:
@@ -27,7 +29,19 @@ class NumericTask:
 
     name: str
     version: str
+    answer_format: AnswerFormat = TAGS
+    check: str = "numeric"
     _splits: dict[str, list[Problem]] | None = None
+
+    def configure(self, cfg: TaskConfig) -> None:
+        """Take the answer format and the check from config where it names them (else the class's own)."""
+        from rewardsearch.tasks.checks import get_check
+
+        if cfg.answer_format is not None:
+            self.answer_format = answers.answer_format(cfg.answer_format)
+        if cfg.check is not None:
+            get_check(cfg.check)
+            self.check = cfg.check
 
     def split(self, name: Split) -> list[Problem]:
         if name not in ("train", "dev", "test"):
@@ -40,16 +54,29 @@ class NumericTask:
         raise NotImplementedError
 
     def prompt(self, problem: Problem) -> list[dict[str, str]]:
-        return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem.question}]
+        return [
+            {"role": "system", "content": self.answer_format.instruction},
+            {"role": "user", "content": problem.question},
+        ]
 
     def extract_strict(self, text: str) -> str | None:
-        return answers.extract_strict(text)
+        if self.check == "numeric":
+            return answers.extract_strict(text, self.answer_format)
+        return self.answer_format.segment(text) or None  # exact / math-verify judge the whole answer text
 
     def extract_flexible(self, text: str) -> str | None:
-        return answers.extract_flexible(text)
+        if self.check == "numeric":
+            return answers.extract_flexible(text)
+        strict = self.extract_strict(text)
+        if strict is not None:
+            return strict
+        lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+        return lines[-1] if lines else None  # no answer segment: the last line is the best guess
 
     def is_correct(self, predicted: str | None, gold: str) -> bool:
-        return predicted is not None and answers.numbers_equal(predicted, gold)
+        from rewardsearch.tasks.checks import get_check
+
+        return predicted is not None and get_check(self.check)(predicted, gold)
 
     def _describe(self) -> tuple[str, str, Problem]:
         """(what the task is, the form of gold answers, an example problem) for the card."""
@@ -57,13 +84,33 @@ class NumericTask:
 
     def card(self) -> str:
         what, gold_form, example = self._describe()
+        fmt = self.answer_format
+        if self.check == "numeric":
+            rule = (
+                "What counts as correct (strict, the headline metric): the answer number inside the answer "
+                f"segment of the {fmt.name!r} format equals the gold answer numerically. The answer number is the "
+                "last number there, except that a bracketed aside right after a number explains it: '18 (9 eggs "
+                "at $2 each)' reads 18 and '20 apples (not 18)' reads 20; a bracket that starts a new sentence "
+                "('24 in May. (72 in all)') is read as usual (72). Commas, spaces and LaTeX thousands "
+                "separators, '$', '%', units and a trailing '.' are ignored; '7/2', '3.5' and '\\frac{7}{2}' "
+                "are equal; an exponent after a unit ('18 m^2') is no number; number words count only "
+                "where no numeral is. No answer segment, or no number inside it, counts as not answered. "
+                "Flexible extraction (the same rule over the whole completion) is reported beside it as a "
+                "diagnostic only."
+            )
+        else:
+            rule = (
+                f"What counts as correct (strict, the headline metric): the text of the answer segment of the "
+                f"{fmt.name!r} format, judged by the {self.check!r} check against the gold answer. No answer "
+                "segment counts as not answered."
+            )
         return "\n".join(
             [
                 f"Task: {self.name} (version {self.version})",
                 what,
                 "",
-                "The model sees a system prompt asking for this format, then the question:",
-                "<thinking>\n...step-by-step reasoning...\n</thinking>\n<solution>\n...the final answer...\n</solution>",
+                f"The model sees a system prompt asking for the {fmt.name!r} answer format, then the question:",
+                fmt.instruction,
                 "",
                 f"Gold answers: {gold_form}",
                 "",
@@ -71,25 +118,16 @@ class NumericTask:
                 example.question,
                 f"Gold answer: {example.answer}",
                 "A completion graded correct:",
-                f"<thinking>\n...\n</thinking>\n<solution>\n{example.answer}\n</solution>",
+                fmt.write(example.answer, "..."),
                 "",
-                "What counts as correct (strict, the headline metric): the last number inside the last "
-                "<solution>...</solution> equals the gold answer numerically (commas, '$', '%', a trailing '.' "
-                "are ignored; '7/2' and '3.5' are equal). No solution tags, or no number inside them, counts as "
-                "not answered. Flexible extraction (the last number anywhere in the completion) is reported "
-                "beside it as a diagnostic only.",
+                rule,
             ]
         )
 
 
 def load_task(cfg: TaskConfig, seed: int) -> Task:
-    """The task named by `cfg.name`, with splits drawn from `seed`."""
-    if cfg.name == "arith":
-        from rewardsearch.tasks.arith import ArithTask
+    """The task named by `cfg.name` (see `registry`), with splits drawn from `seed`."""
+    from rewardsearch.tasks.registry import resolve
 
-        return ArithTask(cfg.arith, seed)
-    if cfg.name == "gsm8k":
-        from rewardsearch.tasks.gsm8k import GSM8KTask
-
-        return GSM8KTask(cfg.data_dir, cfg.dev_pool, seed)
-    raise ValueError(f"task.name={cfg.name!r}: unknown task; choose one of arith, gsm8k")
+    task: Task = resolve(cfg.name).from_config(cfg, seed)
+    return task

@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from rewardsearch.config import ArithConfig
+from rewardsearch.config import ArithConfig, TaskConfig
 from rewardsearch.tasks import NumericTask, Problem
 
 Op = Literal["add", "sub", "mul", "div"]
@@ -198,13 +198,19 @@ class ArithTask(NumericTask):
     """Seeded arithmetic word problems; `split()` gives fixed, pairwise disjoint train/dev/test lists."""
 
     name = "arith"
-    version = "1"
+    version = "2"  # 2: the widened number notation and the bracketed-aside rule of answers.py
 
     def __init__(self, cfg: ArithConfig, seed: int) -> None:
         self.cfg = cfg
         self.seed = seed
         self._splits: dict[str, list[Problem]] | None = None
         self._items: dict[str, ArithItem] = {}
+
+    @classmethod
+    def from_config(cls, cfg: TaskConfig, seed: int) -> ArithTask:
+        task = cls(cfg.arith, seed)
+        task.configure(cfg)
+        return task
 
     def item(self, problem_id: str) -> ArithItem:
         """The arithmetic behind a problem (start, steps, expression) by its id."""

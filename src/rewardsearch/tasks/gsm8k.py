@@ -13,8 +13,12 @@ import hashlib
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rewardsearch.tasks import NumericTask, Problem
+
+if TYPE_CHECKING:
+    from rewardsearch.config import TaskConfig
 
 Row = tuple[str, str]  # (question, full answer text with the "#### <gold>" line)
 
@@ -66,13 +70,19 @@ class GSM8KTask(NumericTask):
     """GSM8K with a seeded dev slice of train; data are loaded on first use and kept."""
 
     name = "gsm8k"
-    version = "1"
+    version = "2"  # 2: the widened number notation and the bracketed-aside rule of answers.py
 
     def __init__(self, data_dir: str | None, dev_pool: int, seed: int) -> None:
         self.data_dir = data_dir
         self.dev_pool = dev_pool
         self.seed = seed
         self._splits: dict[str, list[Problem]] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: TaskConfig, seed: int) -> GSM8KTask:
+        task = cls(cfg.data_dir, cfg.dev_pool, seed)
+        task.configure(cfg)
+        return task
 
     def _build(self) -> dict[str, list[Problem]]:
         raw = _load_dir(self.data_dir) if self.data_dir is not None else _load_hub()
