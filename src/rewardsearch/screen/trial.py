@@ -119,7 +119,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from trl import GRPOConfig, GRPOTrainer
 
     from rewardsearch.models import load_tokenizer, lora_config, pick_device, pick_dtype
-    from rewardsearch.rewards.base import BASE_REWARDS
+    from rewardsearch.rewards.base import base_rewards
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
@@ -137,7 +137,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(spec.model_dir, dtype=dtype)
 
     sandboxed = [SandboxedReward(RewardSpec.from_dict(r), scfg) for r in spec.rewards]
-    base = list(BASE_REWARDS) if spec.base_rewards else []
+    base = base_rewards(task.answer_format) if spec.base_rewards else []
     reward_funcs: list[Any] = base + sandboxed
     reward_weights: list[float] | None = None
     if spec.normalize == "zscore":
