@@ -218,6 +218,9 @@ class EnsembleConfig(_Section):
     retrain_top: int = Field(3, ge=0, description="best single candidates (dev) retrained with `seeds` seeds")
     base_control: bool = Field(True, description="control: the base rewards only")
     random_k: bool = Field(True, description="control: k randomly drawn accepted candidates (k of the best ensemble)")
+    random_draws: int = Field(
+        3, ge=1, description="random-k controls: independent draws of k candidates (each trained with every seed)"
+    )
     random_k_policy: Literal["best", "all"] = Field(
         "best",
         description="best: draw after the ensembles are evaluated, k = the best one's size (a second wave of trials); "

@@ -91,7 +91,9 @@ def choose(store: Store, top: int) -> list[dict[str, Any]]:
     from rewardsearch.search.ranking import leaderboard, ranked
 
     cfg = effective_config(store)
-    seeds = [cfg.seed + i for i in range(cfg.ensemble.seeds)]
+    from rewardsearch.search.finals import arm_seeds
+
+    seeds = arm_seeds(cfg)
     split = cfg.ensemble.select_split
     arm_units = [_unit_from_arm(store, a, seeds, split) for a in store.arms() if a.kind in ("single", "ensemble")]
     arm_units = [u for u in arm_units if u["score"] is not None]
