@@ -34,7 +34,7 @@ from rich.console import Console
 from rewardsearch.config import Config
 from rewardsearch.execute.local import Job, LocalExecutor, Outcome
 from rewardsearch.rewards.spec import RewardSpec
-from rewardsearch.search.ensembles import plan_sets, random_set
+from rewardsearch.search.ensembles import diverse_rounds, plan_sets, random_set, top_k
 from rewardsearch.search.ranking import leaderboard, ranked, trial_id_for
 from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
 
@@ -47,8 +47,10 @@ def set_key(members: list[str], normalize: str) -> str:
 
 
 def arm_trial_id(arm: ArmRecord, seed: int) -> str:
-    """The trial of `arm` at `seed`, keyed by its reward set, normalization and seed (never a search trial)."""
-    return f"set-{set_key(arm.members, arm.normalize)}-s{seed}"
+    """The trial of `arm` at `seed`, keyed by its reward set, normalization, steps if not screen.steps, and seed
+    (never a search trial)."""
+    steps = f"-n{arm.meta['steps']}" if arm.meta.get("steps") else ""
+    return f"set-{set_key(arm.members, arm.normalize)}{steps}-s{seed}"
 
 
 def arm_seeds(cfg: Config) -> list[int]:
@@ -155,6 +157,25 @@ class FinalStage:
                 strategy="top-k" if strategy.startswith("top-") else strategy, members=members,
                 specs=[self._spec(c) for c in members], normalize=e.normalize, aliases=aliases,
                 meta={"requested_ks": e.ks},
+            ))
+        named: list[tuple[str, list[str], dict[str, Any]]] = []
+        if e.diverse_rounds and vectors:
+            rounds = {cid: (self.store.candidate(cid) or {}).get("round", 0) for cid, _ in vectors}
+            named.append(("diverse-rounds", diverse_rounds(vectors, rounds), {}))
+        for k, steps in e.short_top:
+            named.append((f"top-{k}@{steps}", top_k(vectors, k), {"steps": steps}))
+        for strategy, members, meta in named:
+            if len(members) < 2:
+                continue
+            same = next((a for a in arms if a.kind == "ensemble" and set(a.members) == set(members)
+                         and not meta and not a.meta.get("steps")), None)
+            if same is not None:  # one reward set, one training: the strategy becomes an alias
+                same.aliases.append(strategy)
+                continue
+            arms.append(ArmRecord(
+                id=strategy, label=strategy, kind="ensemble",
+                strategy="top-k" if strategy.startswith("top-") else strategy, members=members,
+                specs=[self._spec(c) for c in members], normalize=e.normalize, meta=meta,
             ))
         if e.base_control:
             arms.append(ArmRecord(id="base", label="base rewards only", kind="control", strategy="base",
@@ -284,6 +305,8 @@ class FinalStage:
                     self.search._trial_spec(tid, arm.specs, out_dir),
                     seed=seed, eval_splits=list(FINAL_SPLITS), normalize=arm.normalize,
                 )
+                if arm.meta.get("steps"):  # e.g. the paper's final top-5 at 300 steps
+                    spec = dataclasses.replace(spec, screen={**spec.screen, "steps": arm.meta["steps"]})
                 spec.write(out_dir / "spec.json")
                 rec = store.trial(tid) or TrialRecord(
                     id=tid, kind=self._trial_kind(arm), round=self._trial_round(arm), seed=seed,
