@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "rewardsearch.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 # smoke-sized final stage: top-2 (greedy-cover usually the same set), one extra seed, the best single, controls
 FINAL = ["ensemble.ks=[2]", "ensemble.greedy=[cover]", "ensemble.seeds=2", "ensemble.retrain_top=1",
-         "ensemble.random_k_policy=best", "ensemble.random_draws=2"]
+         "ensemble.random_k_policy=best", "ensemble.random_draws=2", "stats.confidence=0.9"]
 
 
 def _tiny(model_dir: Path) -> list[str]:
@@ -121,7 +121,8 @@ def test_sigkill_mid_stage_then_rerun_completes_without_redoing_trials(searched:
     assert proc.returncode == 0, proc.stderr
     verify = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify_results.py"),
                              str(run_dir / "report" / "results.json")], capture_output=True, text=True, timeout=300)
-    assert verify.returncode == 0, verify.stdout
+    assert verify.returncode == 0, verify.stdout  # at stats.confidence=0.9 (FINAL): Wilson, bootstrap, t intervals
+    assert json.loads((run_dir / "report" / "results.json").read_text())["settings"]["confidence"] == 0.9
     proc = _cli("export", str(run_dir), "--format", "trl", "--top", "1", "--out", str(tmp_path / "best.py"))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "best.py").is_file() and (tmp_path / "best.manifest.json").is_file()
