@@ -80,13 +80,14 @@ def length_penalty(prompts, completions, answer, **kwargs):
 
 def make_synthetic_run(run_dir: Path, n_dev: int = 40, n_test: int = 50, seeds: int = 3) -> Path:
     """A finished search (6 candidates, 2 rounds) plus a final stage (single, ensembles, controls), every trial
-    with seeded random per-item vectors; the `top-3` ensemble is far better than the rest on test."""
+    with seeded random per-item vectors; the `top-3` ensemble is far better than the rest on test. Final arms use the
+    fresh seeds of `arm_seeds` (1..seeds), as the real final stage does."""
     import numpy as np
 
     from rewardsearch.config import Config
     from rewardsearch.evaluate.metrics import wilson_ci
     from rewardsearch.rewards.spec import RewardSpec
-    from rewardsearch.search.finals import arm_trial_id
+    from rewardsearch.search.finals import arm_seeds, arm_trial_id
     from rewardsearch.search.ranking import trial_id_for
     from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
     from rewardsearch.tasks import load_task
@@ -137,29 +138,20 @@ def make_synthetic_run(run_dir: Path, n_dev: int = 40, n_test: int = 50, seeds: 
         add_trial(trial_id_for(s.id, 0), "candidate", s.round, 0, [s.id], s.id, {"dev": p})
     arms = [
         (ArmRecord(id=f"single-{specs[0].id}", label=specs[0].name, kind="single", strategy="retrain",
-                   members=[specs[0].id], specs=[specs[0].to_dict()]), 0.45),
+                   members=[specs[0].id], specs=[specs[0].to_dict()], normalize="zscore"), 0.45),
         (ArmRecord(id="top-2", label="top-2", kind="ensemble", strategy="top-k", members=[s.id for s in specs[:2]],
                    specs=[s.to_dict() for s in specs[:2]], normalize="zscore"), 0.5),
         (ArmRecord(id="top-3", label="top-3", kind="ensemble", strategy="top-k", members=[s.id for s in specs[:3]],
                    specs=[s.to_dict() for s in specs[:3]], normalize="zscore", aliases=["greedy-cover"]), 0.9),
-        (ArmRecord(id="base", label="base rewards only", kind="control", strategy="base"), 0.2),
+        (ArmRecord(id="base", label="base rewards only", kind="control", strategy="base", normalize="zscore"), 0.2),
         (ArmRecord(id="random-3", label="random-3", kind="control", strategy="random-k",
                    members=[specs[i].id for i in (1, 4, 5)], specs=[specs[i].to_dict() for i in (1, 4, 5)],
                    normalize="zscore", meta={"policy": "best", "matched_ensemble": "top-3"}), 0.25),
     ]
     for arm, p in arms:
         store.upsert_arm(arm)
-        for seed in range(seeds):
+        for seed in arm_seeds(cfg):
             tid = arm_trial_id(arm, seed)
-            existing = store.trial(tid)
-            if existing is not None:  # the search's own seed-0 trial: add its test evaluation only
-                correct = [int(x) for x in rng.random(n_test) < p]
-                acc = sum(correct) / n_test
-                store.add_eval(EvalRecord(trial_id=tid, split="test", item_ids=ids["test"], correct=correct,
-                                          flex_correct=correct, extracted=[1] * n_test, accuracy=acc,
-                                          flex_accuracy=acc, extraction_rate=1.0, f1=2 * acc / (1 + acc),
-                                          ci95=wilson_ci(sum(correct), n_test)))
-                continue
             kind = {"single": "candidate", "ensemble": "ensemble"}.get(arm.kind, "control")
             add_trial(tid, "baseline" if arm.strategy == "base" else kind, 3, seed, arm.members,
                       arm.members[0] if arm.kind == "single" else None, {"dev": p, "test": p})

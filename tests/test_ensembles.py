@@ -74,3 +74,17 @@ def test_wrapped_rewards_get_equal_say_whatever_their_scale() -> None:
     assert out_b == pytest.approx(out_s)  # same ranking inside each group: same z-scores despite 10^4 in scale
     assert zb.__name__ == "big" and logged["rewards/big/raw_mean"] == pytest.approx(250.0)
     assert zb.group_std == pytest.approx(100.0 * 1.118033988749895)
+
+
+def test_diverse_rounds_takes_the_best_of_every_round() -> None:
+    from rewardsearch.search.ensembles import diverse_rounds
+
+    ranked = [("c", [1]), ("a", [1]), ("d", [0]), ("b", [0])]  # best first
+    assert diverse_rounds(ranked, {"a": 1, "b": 2, "c": 1, "d": 3}) == ["c", "b", "d"]
+
+
+def test_later_random_draws_differ_and_draw_one_is_unchanged() -> None:
+    pool = [f"c{i}" for i in range(12)]
+    first = random_set(pool, 3, 0)
+    assert random_set(pool, 3, 0, draw=1) == first
+    assert len({tuple(sorted(random_set(pool, 3, 0, draw=d))) for d in (1, 2, 3)}) == 3

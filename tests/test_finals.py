@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "rewardsearch.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 # smoke-sized final stage: top-2 (greedy-cover usually the same set), one extra seed, the best single, controls
 FINAL = ["ensemble.ks=[2]", "ensemble.greedy=[cover]", "ensemble.seeds=2", "ensemble.retrain_top=1",
-         "ensemble.random_k_policy=best"]
+         "ensemble.random_k_policy=best", "ensemble.random_draws=2", "stats.confidence=0.9"]
 
 
 def _tiny(model_dir: Path) -> list[str]:
@@ -93,27 +93,36 @@ def test_sigkill_mid_stage_then_rerun_completes_without_redoing_trials(searched:
         assert arms[aid].members == members  # the plan (and any random draw) is kept
     kinds = {a.kind for a in arms.values()}
     assert kinds == {"single", "ensemble", "control"}
-    assert {"base", "top-2"} <= set(arms) and any(a.strategy == "random-k" for a in arms.values())
-    # every arm: two seeds, each evaluated once on dev and once on test
+    assert {"base", "top-2"} <= set(arms)
+    draws = [a for a in arms.values() if a.strategy == "random-k"]
+    assert len(draws) == 2 and {a.meta["draw"] for a in draws} == {1, 2}
+    # every arm: two fresh seeds (not the search's seed 0), each evaluated once on dev and once on test, and every
+    # arm trained with the same normalization (singles and base-only included)
     from rewardsearch.search.finals import arm_trial_id
 
     for a in arms.values():
-        for seed in (0, 1):
+        assert a.normalize == "zscore", a.id
+        for seed in (1, 2):
             tid = arm_trial_id(a, seed)
             assert store.eval(tid, "dev") and store.eval(tid, "test"), (a.id, seed)
     ens = store.trial(arm_trial_id(arms["top-2"], 1))
+    single = next(a for a in arms.values() if a.kind == "single")
+    single_train = json.loads((Path(store.trial(arm_trial_id(single, 1)).dir) / "train.json").read_text())
+    assert single_train["normalize"] == "zscore" and single_train["reward_weights"] == pytest.approx([1 / 3] * 3 + [1.0])
     train = json.loads((Path(ens.dir) / "train.json").read_text())
     assert train["normalize"] == "zscore" and train["reward_weights"] == pytest.approx([1 / 3] * 3 + [1.0, 1.0])
     assert any("raw_mean" in k for row in train["log_history"] for k in row)
-    # the search's own trials were reused as seed 0 (only their test split was added)
-    assert store.trial(arm_trial_id(arms["base"], 0)).id == "baseline-s0"
+    # the search's own trials are not final arms: their dev score selected them (and seed 0 is not a final seed)
+    assert store.eval("baseline-s0", "test") is None
+    assert all(not t.startswith(("baseline-", "t-")) for t in done_before | restarted)
     assert "final arms on test" in proc.stdout and "verdict:" in proc.stdout
 
     proc = _cli("report", str(run_dir))
     assert proc.returncode == 0, proc.stderr
     verify = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify_results.py"),
                              str(run_dir / "report" / "results.json")], capture_output=True, text=True, timeout=300)
-    assert verify.returncode == 0, verify.stdout
+    assert verify.returncode == 0, verify.stdout  # at stats.confidence=0.9 (FINAL): Wilson, bootstrap, t intervals
+    assert json.loads((run_dir / "report" / "results.json").read_text())["settings"]["confidence"] == 0.9
     proc = _cli("export", str(run_dir), "--format", "trl", "--top", "1", "--out", str(tmp_path / "best.py"))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "best.py").is_file() and (tmp_path / "best.manifest.json").is_file()

@@ -31,6 +31,10 @@ def test_paper_preset_defines_the_seven_ensembles_and_runs_through_the_report() 
     assert e.after_run and e.seeds == 3 and e.retrain_top == 3 and e.random_k and e.select_split == "dev"
     assert [f"top-{k}" for k in e.ks] + [f"greedy-{g}" for g in e.greedy] == [
         "top-2", "top-3", "top-5", "top-7", "top-10", "greedy-cover", "greedy-vote"]
+    cfg = load_config(preset="paper")  # the paper's protocol where the stack allows (docs/paper-deviations.md)
+    assert cfg.seed == 3407 and cfg.proposer.model == "moonshotai/kimi-k2-instruct-0905" and cfg.proposer.samples == 20
+    assert cfg.screen.max_completion_length == 2048 - 288 and cfg.proposer.temperature == 0.6
+    assert e.diverse_rounds and e.short_top == [[5, 300]] and e.random_draws >= 2
 
 
 def test_paper_preset_one_command_on_a_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -41,6 +45,7 @@ def test_paper_preset_one_command_on_a_tiny_model(tiny_model_dir: Path, tmp_path
         "screen.max_completion_length=12", "screen.prompts_per_step=1", "eval.dev_size=8", "eval.test_size=8",
         "eval.max_new_tokens=12", "eval.batch_size=8", "task.arith.train_size=32", "task.arith.dev_size=8",
         "task.arith.test_size=8", "executor.slots=2", "ensemble.seeds=2", "ensemble.random_search=true",
+        "ensemble.short_top=[[2,2]]",
     ]
     proc = subprocess.run([*CLI, "run", "--preset", "paper", "--out", str(run_dir), *overrides],
                           capture_output=True, text=True, timeout=1800)
@@ -51,7 +56,7 @@ def test_paper_preset_one_command_on_a_tiny_model(tiny_model_dir: Path, tmp_path
     # top-5/7/10 are capped at the 3 candidates: one set, trained once, under every name that built it
     ensembles = [a for a in arms.values() if a.kind == "ensemble"]
     names = {a.id for a in ensembles} | {x for a in ensembles for x in a.aliases}
-    assert {"top-2", "top-3", "top-5", "top-7", "top-10", "greedy-cover", "greedy-vote"} <= names
+    assert {"top-2", "top-3", "top-5", "top-7", "top-10", "greedy-cover", "greedy-vote", "top-2@2"} <= names
     assert all(a.normalize == "zscore" for a in ensembles)
     assert len([a for a in arms.values() if a.kind == "single"]) == 3  # retrain_top=3
     strategies = {a.strategy for a in arms.values() if a.kind == "control"}

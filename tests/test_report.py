@@ -53,11 +53,68 @@ def test_verifier_catches_a_tampered_number(synthetic_run: Path) -> None:
     assert proc.returncode == 1 and "MISMATCH" in proc.stdout
 
 
+def _verify(path: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "verify_results.py"), str(path), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def _set_meta(run_dir: Path, **updates: object) -> None:
+    store = Store.in_dir(run_dir)
+    for key, value in updates.items():
+        store.set_meta(key, value)
+    store.close()
+
+
+def test_verifier_passes_at_another_confidence_level(synthetic_run: Path) -> None:
+    store = Store.in_dir(synthetic_run)
+    cfg = store.get_meta("config")
+    store.close()
+    cfg["stats"]["confidence"] = 0.9
+    _set_meta(synthetic_run, config=cfg)
+    r = _report(synthetic_run)
+    e = r["evaluations"][0]
+    assert e["ci_level"] == 0.9 and r["settings"]["bootstrap"]["confidence_level"] == 0.9
+    proc = _verify(synthetic_run / "report" / "results.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verdict" in proc.stdout and "family_test_pairs" in proc.stdout and "p_seeds_items" in proc.stdout
+
+
+def test_verifier_recomputes_the_verdict_and_the_families(synthetic_run: Path) -> None:
+    results = _report(synthetic_run)
+    for name, tamper in (
+        ("verdict", lambda x: x["winner"].update(verdict="tied")),
+        ("family_test_pairs", lambda x: x["comparisons"].pop()),  # the last is a test-final one
+        ("arm_ranks", lambda x: x["arms"][0].update(rank=99)),
+    ):
+        bad = json.loads(json.dumps(results))
+        tamper(bad)
+        path = synthetic_run / f"tampered-{name}.json"
+        path.write_text(json.dumps(bad))
+        proc = _verify(path)
+        assert proc.returncode == 1 and "MISMATCH" in proc.stdout, (name, proc.stdout[-1500:])
+        assert f"{name}: got" in proc.stdout, name
+
+
+def test_an_unfinished_final_stage_declares_no_winner(synthetic_run: Path) -> None:
+    _set_meta(synthetic_run, final_status="running")
+    r = _report(synthetic_run)
+    assert r["winner"]["verdict"] == "incomplete" and r["winner"]["runner_up"] is None
+    assert "final stage has not finished" in (synthetic_run / "report" / "report.md").read_text()
+    assert _verify(synthetic_run / "report" / "results.json").returncode == 0
+
+
+def test_the_dev_family_is_marked_exploratory(synthetic_run: Path) -> None:
+    fam = _report(synthetic_run)["families"]
+    assert fam["dev-candidates"]["confirmatory"] is False and fam["test-final"]["confirmatory"] is True
+    assert fam["dev-candidates"]["marker"] != fam["test-final"]["marker"]
+
+
 def test_a_significantly_better_arm_is_the_winner_and_the_rest_of_the_family_is_corrected(synthetic_run: Path) -> None:
     r = _report(synthetic_run)
     w = r["winner"]
     assert w["arm"] == "top-3" and w["verdict"] == "winner" and w["runner_up"] == "top-2"
     assert w["comparison"]["p_holm"] < 0.05 and w["comparison"]["diff"] > 0
+    assert w["comparison"]["test"].startswith("seeds+items") and len(w["comparison"]["per_seed_diff"]) == 3
     fam = r["families"]["test-final"]
     assert fam["m"] == 10 and fam["units"] == ["single-" + r["arms"][0]["members"][0], "top-2", "top-3", "base",
                                                "random-3"]
@@ -71,7 +128,7 @@ def test_close_arms_are_declared_tied(tmp_path: Path) -> None:
     run_dir = make_synthetic_run(tmp_path / "run")
     store = Store.in_dir(run_dir)
     # make top-3 exactly as good as top-2 on every seed and split: nothing can separate them
-    for seed in range(3):
+    for seed in (1, 2, 3):  # the final stage's fresh seeds (arm_seeds)
         for split in ("dev", "test"):
             src = store.eval(f"set-{_key(store, 'top-2')}-s{seed}", split)
             dst = store.eval(f"set-{_key(store, 'top-3')}-s{seed}", split)

@@ -304,8 +304,8 @@ def _print_final_table(results: dict) -> None:
     def p(c: dict | None) -> str:
         return "-" if not c else f"{c['p_holm']:.3g} ({c['diff']:+.3f})"
 
-    table = Table(title=f"final arms on test (selected on {results['selection_split']}; p = Holm-corrected exact "
-                        f"McNemar, test-final family, alpha {results['settings']['alpha']})")
+    table = Table(title=f"final arms on test (selected on {results['selection_split']}; p = Holm-corrected, seeds "
+                        f"and items random, test-final family, alpha {results['settings']['alpha']})")
     for col in ("role", "arm", "k", "seeds", "test acc", "seed sd", "95% CI (BCa)", "p vs best ens.", "p vs base",
                 "extract", "flex acc"):
         table.add_column(col)
@@ -320,9 +320,7 @@ def _print_final_table(results: dict) -> None:
     Console(width=160).print(table)
     w = results.get("winner")
     if w:
-        c = w.get("comparison")
-        detail = f" vs {w.get('runner_up_label')}: p_holm {c['p_holm']:.3g}, diff {c['diff']:+.3f}" if c else ""
-        print(f"verdict: {w['verdict']}: {w['label']}{detail}" + (f" ({w['note']})" if w.get("note") else ""))
+        print(f"verdict: {w['verdict']}: {w['message']}" + (f" ({w['note']})" if w.get("note") else ""))
 
 
 @app.command()

@@ -280,6 +280,14 @@ class EnsembleConfig(_Section):
         default_factory=lambda: ["cover", "vote"], description="greedy forward-selection criteria (see class doc)"
     )
     max_members: int = Field(10, ge=2, description="largest reward set a greedy selection may build")
+    diverse_rounds: bool = Field(
+        False, description="the paper's diverse-rounds ensemble: the best candidate of every search round"
+    )
+    short_top: list[list[int]] = Field(
+        default_factory=list,
+        description="[[k, steps], ...]: top-k sets trained with `steps` GRPO steps instead of screen.steps "
+        "(the paper's final top-5 at 300 steps: [[5, 300]])",
+    )
     normalize: Literal["zscore", "none"] = Field(
         "zscore", description="ensemble/random-set trials: z-score each reward within its GRPO group before summing"
     )
@@ -287,6 +295,9 @@ class EnsembleConfig(_Section):
     retrain_top: int = Field(3, ge=0, description="best single candidates (dev) retrained with `seeds` seeds")
     base_control: bool = Field(True, description="control: the base rewards only")
     random_k: bool = Field(True, description="control: k randomly drawn accepted candidates (k of the best ensemble)")
+    random_draws: int = Field(
+        3, ge=1, description="random-k controls: independent draws of k candidates (each trained with every seed)"
+    )
     random_k_policy: Literal["best", "all"] = Field(
         "best",
         description="best: draw after the ensembles are evaluated, k = the best one's size (a second wave of trials); "
@@ -309,6 +320,9 @@ class EnsembleConfig(_Section):
         bad = [k for k in self.ks if k < 2]
         if bad:
             raise ValueError(f"ks must all be >= 2 (an ensemble has at least two members), got {bad}")
+        bad_short = [x for x in self.short_top if len(x) != 2 or x[0] < 2 or x[1] < 1]
+        if bad_short:
+            raise ValueError(f"short_top entries must be [k >= 2, steps >= 1], got {bad_short}")
         return self
 
 

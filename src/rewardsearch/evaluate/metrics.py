@@ -15,12 +15,10 @@ from rewardsearch.tasks.base import Problem, Task
 
 def wilson_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval of a proportion (well behaved at 0 and 1, unlike the normal one)."""
-    if n == 0:
-        return (0.0, 1.0)
-    from statsmodels.stats.proportion import proportion_confint
+    from rewardsearch.evaluate.stats import wilson_interval
 
-    lo, hi = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    return (float(lo), float(hi))
+    lo, hi = wilson_interval(successes, n, 1 - alpha)
+    return (lo, hi)
 
 
 def paper_f1(accuracy: float) -> float:

@@ -105,7 +105,8 @@ def arms(results: dict[str, Any], split: str = "test") -> str | None:
 
 
 def matrix(results: dict[str, Any], family: str) -> str | None:
-    """Holm-corrected exact McNemar p-values of a family as a heatmap; '*' where below alpha."""
+    """Holm-corrected p-values of a family as a heatmap, marked with the family's own marker where below alpha
+    ('*' for the confirmatory test family, '°' for the exploratory dev family: the two are not the same evidence)."""
     fam = results["families"].get(family)
     comps = [c for c in results["comparisons"] if c["family"] == family]
     if not fam or not comps:
@@ -125,14 +126,15 @@ def matrix(results: dict[str, Any], family: str) -> str | None:
     im = ax.imshow(grid, cmap="viridis_r", vmin=0, vmax=1)
     for c in comps:
         i, j = idx[c["a"]], idx[c["b"]]
-        text = f"{c['p_holm']:.2f}" + ("*" if c["p_holm"] < fam["alpha"] else "")
+        text = f"{c['p_holm']:.2f}" + (fam.get("marker", "*") if c["p_holm"] < fam["alpha"] else "")
         for (r, k) in ((i, j), (j, i)):
             ax.text(k, r, text, ha="center", va="center", fontsize=7, color="black" if c["p_holm"] < 0.5 else "white")
     names = [_short(labels.get(u, u), 22) for u in units]
     ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
-    fig.colorbar(im, ax=ax, label="Holm-corrected p (exact McNemar)")
-    ax.set_title(f"{family}: m={fam['m']} comparisons, '*' = p_holm < {fam['alpha']}", fontsize=9)
+    fig.colorbar(im, ax=ax, label="Holm-corrected p (the family's tested p)")
+    kind = "confirmatory" if fam.get("confirmatory", True) else "exploratory, chosen after looking"
+    ax.set_title(f"{family} ({kind}): m={fam['m']}, '{fam.get('marker', '*')}' = p_holm < {fam['alpha']}", fontsize=9)
     return _png(fig)
 
 

@@ -60,15 +60,11 @@ def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str
     if not w:
         lines.append("No final stage yet (`rewardsearch ensemble DIR`): no winner is declared from one seed on dev.")
     else:
+        lines.append(f"**{w['message']}**")
         c = w.get("comparison")
-        if w["verdict"] == "winner":
-            lines.append(f"**Winner: {w['label']}** ({w['kind']}), selected on {w['selected_on']}; beats "
-                         f"{w['runner_up_label']} on test by {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}.")
-        elif w["verdict"] == "tied":
-            detail = f"diff {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}" if c else "not compared"
-            lines.append(f"**Tied:** {w['label']} and {w['runner_up_label']} ({detail}; alpha {w['alpha']}).")
-        else:
-            lines.append(f"Only one arm: {w['label']}.")
+        if c and c.get("per_seed_diff"):
+            per_seed = ", ".join(f"{v:+.3f}" for v in c["per_seed_diff"])
+            lines.append(f"Per-seed test differences: {per_seed}; interval {_ci(c['ci'])} ({c['test']}).")
         if w.get("note"):
             lines.append(f"_{w['note']}_")
     lines += ["", "## Accuracy by round (dev)", "", "| round | evaluated | mean | best | worst | sd |",

@@ -5,16 +5,18 @@
 their own, so every number on the page is in `results.json` beside the vectors it came from.
 
 Families of paired comparisons (each corrected on its own, Bonferroni and Holm, see `evaluate/stats.py`):
-- `dev-candidates`: the baseline and the `stats.matrix_top` best candidates of the search, pairwise, on dev
-  (one trial each, the run's seed);
-- `test-final`: every arm of the final stage with test evaluations, pairwise on test, each side the per-item mean
-  over the seeds both arms have.
+- `dev-candidates` (exploratory): the baseline and the `stats.matrix_top` best candidates of the search, pairwise,
+  on dev (one trial each, the run's seed). Chosen after looking (top by dev) and tested on the very dev vectors
+  that chose them, so its p-values are descriptive: the page marks them apart and no verdict reads them;
+- `test-final` (confirmatory): every arm of the final stage with test evaluations, pairwise on test over the
+  fresh seeds both arms have (seeds and items both random, `seed_item_test`).
+
+The verdict (`decide`) reads only `test-final` and the one ranking of arms (`search/finals.rank_arms`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import platform
 import subprocess
 import time
@@ -25,6 +27,7 @@ from typing import Any
 
 from rewardsearch.config import Config
 from rewardsearch.evaluate.stats import (
+    SEED_ITEM,
     BootstrapSettings,
     Comparison,
     align,
@@ -32,8 +35,9 @@ from rewardsearch.evaluate.stats import (
     compare,
     correct_family,
     seed_summary,
+    wilson_interval,
 )
-from rewardsearch.search.finals import arm_trial_id
+from rewardsearch.search.finals import arm_accuracy, arm_seeds, arm_trial_id, rank_arms
 from rewardsearch.search.ranking import BASELINE, leaderboard, ranked, trial_id_for
 from rewardsearch.search.status import run_status
 from rewardsearch.store import ArmRecord, EvalRecord, Store
@@ -73,7 +77,9 @@ def _evaluation(e: EvalRecord, label: str, arms: list[str], kind: str, seed: int
     return {
         "trial": e.trial_id, "label": label, "kind": kind, "seed": seed, "arms": arms, "split": e.split,
         "n": e.n, "item_ids": e.item_ids, "correct": e.correct, "accuracy": e.accuracy,
-        "ci95": list(e.ci95), "ci95_method": "wilson", "bootstrap": bootstrap_ci(e.correct, settings),
+        # the key keeps its contract name; the level is `stats.confidence` (ci_level), not the stored 95%
+        "ci95": wilson_interval(sum(e.correct), len(e.correct), settings.confidence), "ci95_method": "wilson",
+        "ci_level": settings.confidence, "bootstrap": bootstrap_ci(e.correct, settings),
         "extraction_rate": e.extraction_rate, "flex_accuracy": e.flex_accuracy,
     }
 
@@ -127,7 +133,7 @@ def _dev_family(store: Store, cfg: Config, settings: BootstrapSettings) -> tuple
     for i, a in enumerate(units):
         for b in units[i + 1:]:
             comps.append(compare(a, b, "dev", "dev-candidates", _side(store, [a], "dev"),
-                                 _side(store, [b], "dev"), settings))
+                                 _side(store, [b], "dev"), settings, seeds=[cfg.seed]))
     correct_family(comps)
     return units, comps
 
@@ -145,7 +151,7 @@ def _test_family(store: Store, arms: list[ArmRecord], seeds: list[int], settings
             comps.append(compare(
                 a.id, b.id, "test", "test-final",
                 _side(store, [arm_trial_id(a, s) for s in common], "test"),
-                _side(store, [arm_trial_id(b, s) for s in common], "test"), settings,
+                _side(store, [arm_trial_id(b, s) for s in common], "test"), settings, seeds=common,
             ))
     correct_family(comps)
     return [a.id for a in units], comps
@@ -160,29 +166,57 @@ def _find(comps: list[dict[str, Any]], a: str, b: str) -> dict[str, Any] | None:
             flipped = dict(c)
             flipped.update(a=a, b=b, a_label=c["b_label"], b_label=c["a_label"], n01=c["n10"], n10=c["n01"],
                            a_trials=c["b_trials"], b_trials=c["a_trials"], diff=0.0 - c["diff"],
-                           diff_ci95={k: ([0.0 - v[1], 0.0 - v[0]] if v else None) for k, v in c["diff_ci95"].items()})
+                           per_seed_diff=[0.0 - x for x in c["per_seed_diff"]],
+                           ci=[0.0 - c["ci"][1], 0.0 - c["ci"][0]] if c["ci"] else None)
             return flipped
     return None
 
 
-def _winner(arms: list[dict[str, Any]], comps: list[dict[str, Any]], split: str, alpha: float) -> dict[str, Any] | None:
-    scored = [a for a in arms if a[split] and a[split]["accuracy"] is not None]
-    if not scored:
+VERDICTS = ("winner", "reversed", "tied", "unreplicated", "not compared", "only arm", "incomplete")
+
+
+def decide(ranked_arms: list[dict[str, Any]], comps: list[dict[str, Any]], split: str, alpha: float,
+           final_done: bool) -> dict[str, Any] | None:
+    """The verdict: the first of `ranked_arms` (the order of `rank_arms`) against the second, on `comps` (the
+    test-final family). A winner needs a finished final stage, two or more seeds a side (`seed_item_test`),
+    Holm p < alpha and a positive difference of that same tested statistic. Significant the other way: "reversed"
+    (the arm ranked first is worse), never "tied"."""
+    if not ranked_arms:
         return None
-    scored.sort(key=lambda a: (-a[split]["seed_summary"]["mean"], len(a["members"]), a["id"]))
-    top = scored[0]
-    out: dict[str, Any] = {"arm": top["id"], "label": top["label"], "kind": top["kind"], "selected_on": split}
-    if len(scored) < 2:
-        out.update(verdict="only arm", runner_up=None)
+    top = ranked_arms[0]
+    out: dict[str, Any] = {"arm": top["id"], "label": top["label"], "kind": top["kind"], "selected_on": split,
+                           "alpha": alpha, "runner_up": None, "runner_up_label": None, "comparison": None}
+    if not final_done:
+        out.update(verdict="incomplete", message="No winner: the final stage has not finished; arms so far are "
+                                                 "listed below, but none is declared best from part of them.")
         return out
-    second = scored[1]
+    if len(ranked_arms) < 2:
+        out.update(verdict="only arm", message=f"Only one arm was evaluated: {top['label']}.")
+        return out
+    second = ranked_arms[1]
     c = _find(comps, top["id"], second["id"])
     out.update(runner_up=second["id"], runner_up_label=second["label"], comparison=c)
-    significant = bool(c and c["p_holm"] < alpha and c["diff"] > 0)
-    out["verdict"] = "winner" if significant else "tied"
-    out["alpha"] = alpha
-    if top["kind"] == "control":
-        out["note"] = "the best arm is a control: the searched rewards did not beat it"
+    a, b = top["label"], second["label"]
+    if c is None:
+        out.update(verdict="not compared", message=f"No winner: {a} and {b} have no test seeds in common.")
+    elif c["test"] != SEED_ITEM:
+        out.update(verdict="unreplicated", message=(
+            f"No winner: fewer than two training seeds per arm, so seed-to-seed noise is unmeasured and "
+            f"{a} vs {b} (diff {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}) is a claim about two checkpoints."))
+    elif c["p_holm"] < alpha and c["diff"] > 0:
+        out.update(verdict="winner", message=(
+            f"Winner: {a} ({top['kind']}), ranked first on {split}; on test it beats {b} by {c['diff']:+.3f} "
+            f"(seeds and items random), Holm p = {c['p_holm']:.3g} < {alpha}."))
+    elif c["p_holm"] < alpha:
+        out.update(verdict="reversed", message=(
+            f"No winner: {a} ranks first on {split}, but on test the runner-up {b} is significantly better "
+            f"(diff {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g} < {alpha})."))
+    else:
+        out.update(verdict="tied", message=(
+            f"No winner: {a} and {b} are tied on test (diff {c['diff']:+.3f}, Holm p = {c['p_holm']:.3g}, "
+            f"alpha {alpha})."))
+    if top["kind"] == "control" and out["verdict"] in ("winner", "tied"):
+        out["note"] = f"the arm ranked first on {split} is a control: the searched rewards did not rank above it"
     return out
 
 
@@ -215,9 +249,9 @@ def _curve_series(curves: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _curves(store: Store, cfg: Config, rows: list[dict[str, Any]], arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
     picks = [(r["name"], trial_id_for(r["id"], cfg.seed)) for r in ranked(rows)[:3]]
-    ens = [a for a in arms if a["kind"] == "ensemble" and a["dev"]]
+    ens = sorted((a for a in arms if a["kind"] == "ensemble" and a["dev"] and a["rank"]), key=lambda a: a["rank"])
     if ens:
-        best = max(ens, key=lambda a: a["dev"]["seed_summary"]["mean"])
+        best = ens[0]
         picks.append((f"ensemble {best['label']}", best["dev"]["trials"][0]))
     out = []
     for label, tid in picks:
@@ -347,7 +381,8 @@ def _environment(store: Store, cfg: Config, seeds: list[int]) -> dict[str, Any]:
 def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
     cfg = effective_config(store)
     settings = BootstrapSettings(cfg.stats.bootstrap_resamples, cfg.stats.confidence, cfg.seed)
-    seeds = [cfg.seed + i for i in range(cfg.ensemble.seeds)]
+    seeds = arm_seeds(cfg)
+    split = cfg.ensemble.select_split
     status = run_status(run_dir, store)
     rows = status["candidates"]
     arms = store.arms()
@@ -362,9 +397,14 @@ def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
     boot = {(ev["trial"], ev["split"]): ev["bootstrap"] for ev in evaluations}
     for r in rows:
         tid = trial_id_for(None if r["origin"] == BASELINE else r["id"], cfg.seed)
-        for split in ("dev", "test"):
-            if r[split]:
-                r[split]["bootstrap"] = boot.get((tid, split))
+        for sp in ("dev", "test"):
+            if r[sp]:
+                r[sp]["bootstrap"] = boot.get((tid, sp))
+                ev = store.eval(tid, sp)
+                if ev is not None:  # the stored interval is 95%; the report's level is stats.confidence
+                    r[sp]["ci95"] = wilson_interval(sum(ev.correct), len(ev.correct), settings.confidence)
+    order = rank_arms(arms, {a.id: arm_accuracy(store, a, seeds, split) for a in arms})
+    rank = {a.id: (i, score) for i, (a, score) in enumerate(order, 1)}
     arm_rows = []
     for a in arms:
         arm_rows.append({
@@ -372,16 +412,24 @@ def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
             "members": a.members, "member_names": [s.get("name", m) for s, m in zip(a.specs, a.members, strict=False)],
             "normalize": a.normalize, "meta": a.meta,
             "dev": _arm_split(store, a, seeds, "dev", settings), "test": _arm_split(store, a, seeds, "test", settings),
+            # position in the one ranking (`rank_arms`, on the selection split); None: not ranked (no score, or
+            # a random draw that built an ensemble's set)
+            "rank": rank.get(a.id, (None, None))[0], "selection_score": rank.get(a.id, (None, None))[1],
         })
     dev_units, dev_comps = _dev_family(store, cfg, settings)
     test_units, test_comps = _test_family(store, arms, seeds, settings)
     unit_labels = {tid: labels.get(tid, (tid, []))[0] for tid in dev_units} | {a.id: a.label for a in arms}
     comparisons = [_comparison_dict(c, unit_labels) for c in dev_comps + test_comps]
     test_dicts = [c for c in comparisons if c["family"] == "test-final"]
-    winner = _winner(arm_rows, test_dicts, cfg.ensemble.select_split, cfg.stats.alpha)
+    ranked_rows = sorted((r for r in arm_rows if r["rank"]), key=lambda r: r["rank"])
+    winner = decide(ranked_rows, test_dicts, split, cfg.stats.alpha, store.get_meta("final_status") == "done")
     families = {
-        "dev-candidates": {"split": "dev", "units": dev_units, "m": len(dev_comps)},
-        "test-final": {"split": "test", "units": test_units, "m": len(test_comps)},
+        "dev-candidates": {"split": "dev", "units": dev_units, "m": len(dev_comps), "confirmatory": False,
+                           "marker": "°", "role": "exploratory: candidates chosen by their dev accuracy and tested "
+                                                  "on the same dev vectors (one seed each); not read by the verdict"},
+        "test-final": {"split": "test", "units": test_units, "m": len(test_comps), "confirmatory": True,
+                       "marker": "*", "role": "confirmatory: final arms on test over fresh seeds; the verdict "
+                                              "reads this family"},
     }
     for f in families.values():
         f["alpha"] = cfg.stats.alpha
@@ -395,9 +443,12 @@ def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
         "final_status": store.get_meta("final_status"),
         "settings": {
             "bootstrap": settings.to_dict(), "alpha": cfg.stats.alpha,
-            "test": "paired: per-item mean over matched seeds; exact McNemar (binomial) and chi-square with "
-                    "continuity correction on the discordant counts; Bonferroni and Holm within each family",
-            "normalize": cfg.ensemble.normalize, "seeds": seeds,
+            "test": "paired, on matched seeds: two or more seeds a side, a t test of the mean difference with seeds "
+                    "and items both random (seed part + item part of the variance, Satterthwaite df); one seed, "
+                    "exact McNemar. Bonferroni and Holm within each family on that p. n01/n10, p_exact, p_chi2_cc: "
+                    "McNemar's table on per-item seed means, descriptive when there are several seeds",
+            "confidence": cfg.stats.confidence, "matrix_top": cfg.stats.matrix_top,
+            "normalize": cfg.ensemble.normalize, "seeds": seeds, "search_seed": cfg.seed,
         },
         "evaluations": evaluations,
         "arms": arm_rows,
@@ -413,30 +464,32 @@ def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
 
 
 def final_table(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The closing table: best single, best ensemble, base-only, random-k (and random search), on test."""
-    split = results["selection_split"]
+    """The closing table: best single, best ensemble (both by the arms' `rank`), base-only, every random-k draw of
+    the best ensemble's size (and random search), on test."""
     arms = [a for a in results["arms"] if a["test"]]
 
-    def sel(a: dict[str, Any]) -> float:
-        s = a[split]
-        return s["seed_summary"]["mean"] if s and s["seed_summary"]["mean"] is not None else -math.inf
+    def best(kind: str) -> dict[str, Any] | None:
+        ranked_ = sorted((a for a in arms if a["kind"] == kind and a["rank"]), key=lambda a: a["rank"])
+        return ranked_[0] if ranked_ else None
 
-    singles = [a for a in arms if a["kind"] == "single"]
-    ensembles = [a for a in arms if a["kind"] == "ensemble"]
-    best_single = max(singles, key=sel) if singles else None
-    best_ens = max(ensembles, key=sel) if ensembles else None
+    best_single, best_ens = best("single"), best("ensemble")
     picks: list[tuple[str, dict[str, Any] | None]] = [("best single", best_single), ("best ensemble", best_ens)]
     picks.append(("base only", next((a for a in arms if a["strategy"] == "base"), None)))
     randoms = [a for a in arms if a["strategy"] == "random-k"]
     if best_ens is not None:
         matched = [a for a in randoms if len(a["members"]) == len(best_ens["members"])]
         randoms = matched or randoms
-    picks.append(("random-k", randoms[0] if randoms else None))
+    if not randoms:
+        picks.append(("random-k", None))
+    for r in randoms:
+        draw = r["meta"].get("draw", 1)
+        picks.append((f"random-k (draw {draw})" if len(randoms) > 1 else "random-k", r))
     rs = next((a for a in arms if a["strategy"] == "random-search"), None)
     if rs is not None:
         picks.append(("random search", rs))
     comps = [c for c in results["comparisons"] if c["family"] == "test-final"]
     base = picks[2][1]
+    keys = ("diff", "n01", "n10", "p_exact", "test", "p", "p_holm", "ci")
     out = []
     for role, a in picks:
         if a is None:
@@ -449,7 +502,7 @@ def final_table(results: dict[str, Any]) -> list[dict[str, Any]]:
             "test_accuracy": t["accuracy"], "seed_sd": t["seed_summary"]["sd"], "ci95_bca": t["bootstrap"]["bca"],
             "test_flex_accuracy": t.get("flex_accuracy"), "test_extraction_rate": t.get("extraction_rate"),
             "ci95_percentile": t["bootstrap"]["percentile"],
-            "vs_best_ensemble": vs_ens and {k: vs_ens[k] for k in ("diff", "n01", "n10", "p_exact", "p_holm")},
-            "vs_base": vs_base and {k: vs_base[k] for k in ("diff", "n01", "n10", "p_exact", "p_holm")},
+            "vs_best_ensemble": vs_ens and {k: vs_ens[k] for k in keys},
+            "vs_base": vs_base and {k: vs_base[k] for k in keys},
         })
     return out

@@ -88,14 +88,16 @@ def choose(store: Store, top: int) -> list[dict[str, Any]]:
     """The `top` best exportable reward sets: final-stage arms (not controls) by their selection-split mean over
     seeds, then the search's candidates by dev accuracy (those not already exported as an arm)."""
     from rewardsearch.report.results import effective_config
+    from rewardsearch.search.finals import arm_accuracy, arm_seeds, rank_arms
     from rewardsearch.search.ranking import leaderboard, ranked
 
     cfg = effective_config(store)
-    seeds = [cfg.seed + i for i in range(cfg.ensemble.seeds)]
+    seeds = arm_seeds(cfg)
     split = cfg.ensemble.select_split
-    arm_units = [_unit_from_arm(store, a, seeds, split) for a in store.arms() if a.kind in ("single", "ensemble")]
-    arm_units = [u for u in arm_units if u["score"] is not None]
-    arm_units.sort(key=lambda u: (-u["score"], len(u["specs"]), u["label"]))
+    arms = [a for a in store.arms() if a.kind in ("single", "ensemble")]
+    # the report's one ranking (`rank_arms`), so the exported "best" is the report's best
+    order = rank_arms(arms, {a.id: arm_accuracy(store, a, seeds, split) for a in arms})
+    arm_units = [_unit_from_arm(store, a, seeds, split) for a, _ in order]
     seen = {tuple(sorted(s["id"] for s in u["specs"])) for u in arm_units}
     cand_units = [
         _unit_from_candidate(store, r, cfg.seed) for r in ranked(leaderboard(store, cfg.seed)) if (r["id"],) not in seen

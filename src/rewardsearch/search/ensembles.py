@@ -80,9 +80,19 @@ def greedy_vote(ranked: RankedVectors, max_members: int) -> list[str]:
     return [ranked[i][0] for i in _pad_to_two(chosen, len(ranked))]
 
 
-def random_set(pool: Sequence[str], k: int, seed: int) -> list[str]:
-    """k candidates drawn without replacement from `pool`, reproducibly from (seed, k, pool)."""
-    tag = hashlib.sha256(f"random-k|{seed}|{k}|{','.join(sorted(pool))}".encode()).hexdigest()
+def diverse_rounds(ranked: RankedVectors, rounds: dict[str, int]) -> list[str]:
+    """The best-ranked candidate of every search round, in round order (the paper's diverse-rounds set)."""
+    best: dict[int, str] = {}
+    for cid, _ in ranked:
+        best.setdefault(rounds[cid], cid)
+    return [best[r] for r in sorted(best)]
+
+
+def random_set(pool: Sequence[str], k: int, seed: int, draw: int = 1) -> list[str]:
+    """k candidates drawn without replacement from `pool`, reproducibly from (seed, k, pool, draw); draw 1 is the
+    draw single-draw runs made (its tag has no draw number), so their stored draw stays valid."""
+    suffix = "" if draw == 1 else f"|draw{draw}"
+    tag = hashlib.sha256(f"random-k|{seed}|{k}|{','.join(sorted(pool))}{suffix}".encode()).hexdigest()
     rng = random.Random(tag)
     return rng.sample(sorted(pool), min(k, len(pool)))
 

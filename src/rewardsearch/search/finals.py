@@ -3,18 +3,21 @@
     rewardsearch ensemble DIR [ensemble.KEY=VALUE ...]
 
 Each *arm* is a reward set trained like a candidate (the same GRPO + LoRA trial, `screen/trial.py`) with
-`ensemble.seeds` training seeds, and evaluated once on dev and once on test:
+`ensemble.seeds` fresh training seeds (`arm_seeds`: the run's seed + 1, + 2, ...), and evaluated once on dev and
+once on test:
 
-- `single`: the `ensemble.retrain_top` best candidates by dev accuracy, retrained with more seeds (noise control);
-- `ensemble`: the sets of `search/ensembles.py` (top-k, greedy), members z-scored within the GRPO group;
-- `control`: base rewards only; k randomly drawn accepted candidates (k of the best ensemble, same normalization);
-  the best candidate of a `search.mode=random` run, when one is configured (`ensemble.random_run` names a finished
-  run directory; `ensemble.random_search=true` runs one here first, in `DIR/random-search`, with the same budget).
+- `single`: the `ensemble.retrain_top` best candidates by dev accuracy, retrained (noise control);
+- `ensemble`: the sets of `search/ensembles.py` (top-k, greedy);
+- `control`: base rewards only; `ensemble.random_draws` sets of k randomly drawn accepted candidates (k of the best
+  ensemble); the best candidate of a `search.mode=random` run, when one is configured (`ensemble.random_run` names
+  a finished run directory; `ensemble.random_search=true` runs one here first, in `DIR/random-search`).
 
-Trials already in the store are reused: the search's own trial of a candidate (or of the baseline) is seed
-`run.seed` of that candidate's arm, and only its test split is evaluated now. Everything is keyed by content
-(arm ids from strategies, trial ids from member sets and seeds), so a killed `ensemble` run continues where it
-stopped. Selection (best ensemble, winner) uses `ensemble.select_split`, dev unless set otherwise.
+Every arm, singles and base-only included, is trained with `ensemble.normalize` (z-scored members, base rewards
+sharing one member's weight), so "ensemble vs single" compares reward sets, not normalizations. No arm reuses the
+search's trial: that checkpoint's dev score is the one that selected the candidate (best of N, inflated), and a
+lucky seed is lucky on test too. Everything is keyed by content (arm ids from strategies, trial ids from member
+sets and seeds), so a killed `ensemble` run continues where it stopped. Which arm is best is decided in one place,
+`rank_arms`, on `ensemble.select_split` (dev unless set otherwise).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from rich.console import Console
 from rewardsearch.config import Config
 from rewardsearch.execute.local import Job, LocalExecutor, Outcome
 from rewardsearch.rewards.spec import RewardSpec
-from rewardsearch.search.ensembles import plan_sets, random_set
+from rewardsearch.search.ensembles import diverse_rounds, plan_sets, random_set, top_k
 from rewardsearch.search.ranking import leaderboard, ranked, trial_id_for
 from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
 
@@ -44,22 +47,34 @@ def set_key(members: list[str], normalize: str) -> str:
 
 
 def arm_trial_id(arm: ArmRecord, seed: int) -> str:
-    """The trial of `arm` at `seed`: the search's own ids for the baseline and for single candidates."""
-    if arm.strategy == "base":
-        return trial_id_for(None, seed)
-    if len(arm.members) == 1 and arm.normalize == "none":
-        return trial_id_for(arm.members[0], seed)
-    return f"set-{set_key(arm.members, arm.normalize)}-s{seed}"
+    """The trial of `arm` at `seed`, keyed by its reward set, normalization, steps if not screen.steps, and seed
+    (never a search trial)."""
+    steps = f"-n{arm.meta['steps']}" if arm.meta.get("steps") else ""
+    return f"set-{set_key(arm.members, arm.normalize)}{steps}-s{seed}"
 
 
 def arm_seeds(cfg: Config) -> list[int]:
-    return [cfg.seed + i for i in range(cfg.ensemble.seeds)]
+    """Training seeds of the final stage: fresh ones, disjoint from the search's seed (`cfg.seed`)."""
+    return [cfg.seed + 1 + i for i in range(cfg.ensemble.seeds)]
 
 
 def arm_accuracy(store: Store, arm: ArmRecord, seeds: list[int], split: str) -> float | None:
     """Mean accuracy over the seeds of `arm` evaluated on `split` (None if none is)."""
     accs = [e.accuracy for s in seeds if (e := store.eval(arm_trial_id(arm, s), split)) is not None]
     return sum(accs) / len(accs) if accs else None
+
+
+KIND_ORDER = {"ensemble": 0, "single": 1, "control": 2}
+
+
+def rank_arms(arms: list[ArmRecord], scores: dict[str, float | None]) -> list[tuple[ArmRecord, float]]:
+    """The one ranking of final arms, best first: by selection-split mean over fresh seeds (`scores`), then a
+    searched arm before a control (so equal scores never make a control "the best"), fewer members, id.
+
+    Arms without a score are left out, and so is a random draw that built the same set as an ensemble: its
+    trials are that ensemble's, and it would otherwise tie with it and be ranked by name."""
+    kept = [(a, s) for a in arms if (s := scores.get(a.id)) is not None and not a.meta.get("same_set_as")]
+    return sorted(kept, key=lambda x: (-x[1], KIND_ORDER.get(x[0].kind, 3), len(x[0].members), x[0].id))
 
 
 class FinalStage:
@@ -96,9 +111,9 @@ class FinalStage:
         )
         self._train(arms)
         if cfg.ensemble.random_k and cfg.ensemble.random_k_policy == "best":
-            arm = self._random_k_for_best()
-            if arm is not None:
-                self._train([arm])
+            extra = self._random_k_for_best()
+            if extra:
+                self._train(extra)
         store.set_meta("final_status", "done")
         store.event("final_finished", wall_s=time.time() - t0)
 
@@ -131,7 +146,7 @@ class FinalStage:
         for rank, (cid, _) in enumerate(vectors[: e.retrain_top], 1):
             arms.append(ArmRecord(
                 id=f"single-{cid}", label=self._name(cid), kind="single", strategy="retrain", members=[cid],
-                specs=[self._spec(cid)], normalize="none", meta={"dev_rank": rank},
+                specs=[self._spec(cid)], normalize=e.normalize, meta={"dev_rank": rank},
             ))
         if len(vectors) < 2:
             self.console.log(f"only {len(vectors)} evaluated candidate(s): no ensembles")
@@ -143,60 +158,85 @@ class FinalStage:
                 specs=[self._spec(c) for c in members], normalize=e.normalize, aliases=aliases,
                 meta={"requested_ks": e.ks},
             ))
+        named: list[tuple[str, list[str], dict[str, Any]]] = []
+        if e.diverse_rounds and vectors:
+            rounds = {cid: (self.store.candidate(cid) or {}).get("round", 0) for cid, _ in vectors}
+            named.append(("diverse-rounds", diverse_rounds(vectors, rounds), {}))
+        for k, steps in e.short_top:
+            named.append((f"top-{k}@{steps}", top_k(vectors, k), {"steps": steps}))
+        for strategy, members, meta in named:
+            if len(members) < 2:
+                continue
+            same = next((a for a in arms if a.kind == "ensemble" and set(a.members) == set(members)
+                         and not meta and not a.meta.get("steps")), None)
+            if same is not None:  # one reward set, one training: the strategy becomes an alias
+                same.aliases.append(strategy)
+                continue
+            arms.append(ArmRecord(
+                id=strategy, label=strategy, kind="ensemble",
+                strategy="top-k" if strategy.startswith("top-") else strategy, members=members,
+                specs=[self._spec(c) for c in members], normalize=e.normalize, meta=meta,
+            ))
         if e.base_control:
-            arms.append(ArmRecord(id="base", label="base rewards only", kind="control", strategy="base"))
+            arms.append(ArmRecord(id="base", label="base rewards only", kind="control", strategy="base",
+                                  normalize=e.normalize))
         if foreign is not None:
             arms.append(ArmRecord(
                 id="random-search", label=f"random search: {foreign.name}", kind="control", strategy="random-search",
-                members=[foreign.id], specs=[foreign.to_dict()], normalize="none",
+                members=[foreign.id], specs=[foreign.to_dict()], normalize=e.normalize,
                 meta={"run": str(self._random_run_dir())},
             ))
         for arm in arms:
             store.upsert_arm(arm)
         if e.random_k and e.random_k_policy == "all":
             for k in sorted({len(a.members) for a in arms if a.kind == "ensemble"}):
-                arm = self._random_arm(k, policy="all")
-                if arm is not None:
+                for arm in self._random_arms(k, policy="all"):
                     store.upsert_arm(arm)
                     arms.append(arm)
         return arms
 
-    def _random_arm(self, k: int, policy: str, matched: str | None = None) -> ArmRecord | None:
-        existing = next((a for a in self.store.arms() if a.id == f"random-{k}"), None)
-        if existing is not None:  # drawn once; a resumed stage keeps the draw
-            return existing
+    def _random_arms(self, k: int, policy: str, matched: str | None = None) -> list[ArmRecord]:
+        """`ensemble.random_draws` random sets of size k: several, because one draw only shows "better than this
+        random set". Draw 1 keeps the id `random-{k}` (and its draw) that single-draw runs had."""
+        out = []
         pool = [c["id"] for c in self.store.candidates() if c["state"] in ACCEPTED_STATES]
-        if len(pool) < k:
-            self.console.log(f"random-{k}: only {len(pool)} accepted candidates; drawing {len(pool)}")
-        if not pool:
-            return None
-        members = random_set(pool, k, self.cfg.seed)
-        same = next((a.id for a in self.store.arms() if a.kind == "ensemble" and set(a.members) == set(members)), None)
-        if same is not None:
-            self.console.log(f"random-{k} drew the same set as {same}: its trials are shared")
-        return ArmRecord(
-            id=f"random-{k}", label=f"random-{k}", kind="control", strategy="random-k", members=members,
-            specs=[self._spec(c) for c in members], normalize=self.cfg.ensemble.normalize,
-            meta={"policy": policy, "pool": len(pool), "matched_ensemble": matched, "same_set_as": same},
-        )
+        for draw in range(1, self.cfg.ensemble.random_draws + 1):
+            aid = f"random-{k}" if draw == 1 else f"random-{k}-d{draw}"
+            existing = next((a for a in self.store.arms() if a.id == aid), None)
+            if existing is not None:  # drawn once; a resumed stage keeps the draw
+                out.append(existing)
+                continue
+            if len(pool) < k and draw == 1:
+                self.console.log(f"random-{k}: only {len(pool)} accepted candidates; drawing {len(pool)}")
+            if not pool:
+                return out
+            members = random_set(pool, k, self.cfg.seed, draw)
+            same = next((a.id for a in self.store.arms() + out
+                         if a.kind in ("ensemble", "control") and a.strategy != "base" and a.id != aid
+                         and not a.meta.get("same_set_as") and set(a.members) == set(members)), None)
+            if same is not None:
+                self.console.log(f"{aid} drew the same set as {same}: its trials are shared, it is not ranked")
+            out.append(ArmRecord(
+                id=aid, label=aid, kind="control", strategy="random-k", members=members,
+                specs=[self._spec(c) for c in members], normalize=self.cfg.ensemble.normalize,
+                meta={"policy": policy, "pool": len(pool), "matched_ensemble": matched, "same_set_as": same,
+                      "draw": draw},
+            ))
+        return out
 
-    def _random_k_for_best(self) -> ArmRecord | None:
+    def _random_k_for_best(self) -> list[ArmRecord]:
         seeds = arm_seeds(self.cfg)
         split = self.cfg.ensemble.select_split
-        scored = []
-        for a in self.store.arms():
-            if a.kind == "ensemble":
-                acc = arm_accuracy(self.store, a, seeds, split)
-                if acc is not None:
-                    scored.append((-acc, len(a.members), a.id, a))
-        if not scored:
-            return None
-        best = min(scored)[3]
-        arm = self._random_arm(len(best.members), policy="best", matched=best.id)
-        if arm is not None:
+        ens = [a for a in self.store.arms() if a.kind == "ensemble"]
+        order = rank_arms(ens, {a.id: arm_accuracy(self.store, a, seeds, split) for a in ens})
+        if not order:
+            return []
+        best = order[0][0]
+        arms = self._random_arms(len(best.members), policy="best", matched=best.id)
+        for arm in arms:
             self.store.upsert_arm(arm)
-            self.console.log(f"random control: {arm.label} (k of the best ensemble, {best.label})")
-        return arm
+        self.console.log(f"random controls: {', '.join(a.label for a in arms)} (k of the best ensemble, {best.label})")
+        return arms
 
     # -- the random-mode search control --------------------------------------------------------------------
 
@@ -265,6 +305,8 @@ class FinalStage:
                     self.search._trial_spec(tid, arm.specs, out_dir),
                     seed=seed, eval_splits=list(FINAL_SPLITS), normalize=arm.normalize,
                 )
+                if arm.meta.get("steps"):  # e.g. the paper's final top-5 at 300 steps
+                    spec = dataclasses.replace(spec, screen={**spec.screen, "steps": arm.meta["steps"]})
                 spec.write(out_dir / "spec.json")
                 rec = store.trial(tid) or TrialRecord(
                     id=tid, kind=self._trial_kind(arm), round=self._trial_round(arm), seed=seed,
