@@ -33,6 +33,7 @@ class HistoryEntry:
     dev_n: int | None = None                  # dev problems evaluated
     flags: list[str] = field(default_factory=list)
     curves: dict[str, float] = field(default_factory=dict)   # run means of TRL's logged scalars
+    shift: dict[str, Any] = field(default_factory=dict)      # base model -> trained, training trend (`search/hacking.py`)
 
 
 @dataclass
