@@ -130,7 +130,7 @@ def status(
     table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}\n{before}")
     # "base->dev": the base model's dev eval, then this trial's; "reward": training reward, first -> last steps
     for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flex base->dev",
-                "length base->dev", "reward", "flags"):
+                "length base->dev (chars)", "reward", "flags"):
         table.add_column(col, no_wrap=col in ("name", "dev acc", "95% CI"))
     for r in st["candidates"]:
         d, sh = r["dev"], r.get("shift") or {}
