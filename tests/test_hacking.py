@@ -191,9 +191,7 @@ def _run_dir(tmp_path: Path) -> tuple[Path, dict[str, RewardSpec]]:
 
 def test_status_json_and_table_show_the_flag_and_the_before_after(tmp_path: Path) -> None:
     run_dir, _ = _run_dir(tmp_path)
-    result = CliRunner().invoke(app, ["status", str(run_dir), "--json"])
-    assert result.exit_code == 0, result.output
-    st = json.loads(result.output)
+    st = status_json(run_dir)
     rows = {r["name"]: r for r in st["candidates"]}
     assert st["base_model"]["state"] == "done"
     assert st["base_model"]["dev"]["mean_length"] == pytest.approx(BASE.mean_length)
@@ -264,3 +262,43 @@ def test_an_older_store_gains_the_mean_length_column(tmp_path: Path) -> None:
     assert store.eval("old", "dev").mean_length is None
     store.add_eval(HACKED)
     assert store.eval(HACKED.trial_id, "dev").mean_length == pytest.approx(HACKED.mean_length)
+
+
+# -- the base model's evaluation, for real: a subprocess through the executor, on the tiny model -------------------
+
+
+def test_the_base_model_is_evaluated_once_without_an_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from rewardsearch.evaluate.generate import load_for_eval
+    from rewardsearch.execute.local import LocalExecutor
+    from rewardsearch.models import pick_dtype
+    from rewardsearch.screen.trial import evaluate_split
+    from rewardsearch.search.loop import Search
+
+    cfg = Config.model_validate({
+        "task": {"arith": {"train_size": 8, "dev_size": 6, "test_size": 4}},
+        "screen": {"device": "cpu"}, "eval": {"dev_size": 6, "max_new_tokens": 12, "batch_size": 6},
+    })
+    run_dir = tmp_path / "run"
+    store = Store.in_dir(run_dir)
+    search = Search(run_dir, cfg, store)
+    search.model_dir = tiny_model_dir
+    job = search._base_model_job()
+    assert job is not None and job.module == "rewardsearch.screen.base_eval"
+    LocalExecutor(cfg.executor).run([job], on_done=search._collect_base_model)
+    tid = base_model_trial_id(cfg.seed)
+    rec = store.trial(tid)
+    assert rec.state == "done", rec.reason
+    ev = store.eval(tid, "dev")
+    assert ev.n == 6 and ev.mean_length is not None
+    assert search._base_model_job() is None   # once per run: a resumed run does not evaluate it again
+    # it is the base model itself: the same greedy answers as an in-process evaluation with no adapter
+    model, tok = load_for_eval(tiny_model_dir, None, "cpu", pick_dtype(cfg.model.dtype, "cpu"))
+    direct = evaluate_split(model, tok, load_task(cfg.task, cfg.seed), "dev", cfg.eval)
+    assert ev.flex_correct == direct["flex_correct"] and ev.mean_length == pytest.approx(direct["mean_length"])
+    assert status_json(run_dir)["base_model"]["dev"]["n"] == 6
+
+
+def status_json(run_dir: Path) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["status", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
