@@ -291,9 +291,11 @@ class Search:
 
             def on_start(job: Job) -> None:
                 store.event("trial_started", trial=job.trial_id)
-                progress.console.log(f"  training {names[job.trial_id]} ({job.trial_id})")
+                evaluating = job.trial_id == base_model_trial_id(cfg.seed)  # an eval has no steps to count
+                progress.console.log(f"  {'evaluating' if evaluating else 'training'} {names[job.trial_id]} "
+                                     f"({job.trial_id})")
                 steps[job.trial_id] = progress.add_task(
-                    "trial", total=cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
+                    "trial", total=None if evaluating else cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
                 )
 
             def on_poll(running: list[Job]) -> None:
