@@ -29,9 +29,10 @@ from rewardsearch.store import EvalRecord
 # so a single step is noisy, while a fifth of a short screening run (6 of 30 steps) still sits before the policy
 # has moved (the measured runs learned the tags after ~20 steps) and after it has.
 TREND_WINDOW_FRACTION = 0.2
-# The reward "rose" when the end exceeds the start by half the start's within-group std (TRL's `reward_std`): a
-# shift the policy made, not sampling noise between groups. The absolute floor covers groups that start with no
-# variance (std 0), where any float jitter would otherwise count as a rise.
+# The reward "rose" when the end exceeds the start by half the start's spread (TRL's `reward_std`: the std of the
+# summed reward over one step's completions): a shift of the whole distribution the policy made, not the drift of a
+# window mean over a few prompts. The absolute floor covers a start with no spread (std 0), where any float
+# jitter would otherwise count as a rise.
 REWARD_RISE_STD = 0.5
 REWARD_RISE_MIN = 0.05
 # Length "collapsed" below 40% of the start. The measured format hacking on Qwen2.5-Coder-0.5B/GSM8K ended at
