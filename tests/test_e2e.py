@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from rewardsearch.search.ranking import BASE_MODEL
 from rewardsearch.store import Store
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,9 @@ def test_run_status_and_report(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert st["status"] == "done" and st["rounds_done"] == 2
     rows = st["candidates"]
     assert rows[0]["origin"] == "baseline" and rows[0]["state"] == "evaluated"
+    # the base model, untrained, evaluated once: the "before" of every trial's shift
+    assert st["base_model"]["state"] == "done" and st["base_model"]["dev"]["n"] == 8
+    assert rows[0]["shift"]["length"]["base"] == st["base_model"]["dev"]["mean_length"]
     cands = rows[1:]
     # two distinct candidates a round; behavioural duplicates are rejected and replaced (search.refills)
     distinct = [c for c in cands if not (c["reason"] or "").startswith("dedup:")]
@@ -97,7 +101,9 @@ def test_sigkill_mid_round_two_then_resume_keeps_finished_trials(tmp_path: Path,
     driver.wait()
     done_before = {t.id: t for t in store.trials() if t.state == "done"}
     assert len(done_before) >= 3  # baseline and round 1
-    stamps = {tid: (Path(t.dir) / "train.json").stat().st_mtime_ns for tid, t in done_before.items()}
+    # the base model's evaluation trains nothing: its eval file is what a redo would rewrite
+    stamps = {tid: (Path(t.dir) / ("eval_dev.json" if t.kind == BASE_MODEL else "train.json")).stat().st_mtime_ns
+              for tid, t in done_before.items()}
     starts_before = len(store.events("trial_started"))
 
     proc = _cli("resume", str(run_dir))
@@ -107,7 +113,8 @@ def test_sigkill_mid_round_two_then_resume_keeps_finished_trials(tmp_path: Path,
     # finished trials are kept as they were, and none was started again
     for tid, t in done_before.items():
         assert store.trial(tid).state == "done"
-        assert (Path(t.dir) / "train.json").stat().st_mtime_ns == stamps[tid]
+        assert (Path(t.dir) / ("eval_dev.json" if t.kind == BASE_MODEL else "train.json")).stat().st_mtime_ns \
+            == stamps[tid]
     restarted = [e["trial"] for e in store.events("trial_started")[starts_before:]]
     assert not set(restarted) & set(done_before)
     # no batch (a round's proposal or one of its refills) was asked for twice

@@ -116,21 +116,30 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """The run's state and leaderboard."""
+    from rewardsearch.search.hacking import arrow
     from rewardsearch.search.status import run_status
 
     st = run_status(run_dir, _open_run(run_dir))
     if as_json:
         print(json.dumps(st, indent=1))
         return
-    table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}")
-    for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flags"):
+    bm = st["base_model"]
+    before = (f"base model (no training): dev acc {bm['dev']['accuracy']:.3f}, flex {bm['dev']['flex_accuracy']:.3f}"
+              + (f", length {bm['dev']['mean_length']:.0f} chars" if bm["dev"].get("mean_length") is not None else "")
+              if bm["dev"] else f"base model: {bm['state']}" + (f" ({bm['reason'][:80]})" if bm["reason"] else ""))
+    table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}\n{before}")
+    # "base->dev": the base model's dev eval, then this trial's; "reward": training reward, first -> last steps
+    for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flex base->dev",
+                "length base->dev (chars)", "reward", "flags"):
         table.add_column(col, no_wrap=col in ("name", "dev acc", "95% CI"))
     for r in st["candidates"]:
-        d = r["dev"]
+        d, sh = r["dev"], r.get("shift") or {}
         table.add_row(
             r["name"], r["origin"], str(r["round"]), r["state"] + (f": {r['reason'][:50]}" if r["reason"] else ""),
             f"{d['accuracy']:.3f}" if d else "-", f"[{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]" if d else "-",
-            f"{d['extraction_rate']:.2f}" if d else "-", ", ".join(r["flags"]),
+            f"{d['extraction_rate']:.2f}" if d else "-", arrow(sh.get("flex_accuracy"), "base", "after", ".3f"),
+            arrow(sh.get("length"), "base", "after", ".0f"), arrow(sh.get("reward"), "start", "end", ".2f"),
+            ", ".join(r["flags"]),
         )
     Console().print(table)
 

@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS evals (
     extracted TEXT NOT NULL,
     wall_s REAL,
     created REAL NOT NULL,
+    mean_length REAL,
     PRIMARY KEY (trial_id, split)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -169,6 +170,8 @@ class EvalRecord:
     f1: float
     ci95: tuple[float, float]
     wall_s: float | None = None
+    # Mean completion length in characters (`evaluate/metrics.py:score` owns the unit); None in older stores.
+    mean_length: float | None = None
 
     @property
     def n(self) -> int:
@@ -181,7 +184,7 @@ class EvalRecord:
             trial_id=trial_id, split=split, item_ids=d["item_ids"], correct=d["correct"],
             flex_correct=d["flex_correct"], extracted=d["extracted"], accuracy=d["accuracy"],
             flex_accuracy=d["flex_accuracy"], extraction_rate=d["extraction_rate"], f1=d["f1"],
-            ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"),
+            ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"), mean_length=d.get("mean_length"),
         )
 
 
@@ -219,10 +222,21 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         # executescript commits on its own; CREATE ... IF NOT EXISTS makes it safe to repeat on resume.
         self.db.executescript(_SCHEMA)
+        self._add_missing_columns()
         with self.tx():
             self.db.execute(
                 "INSERT OR IGNORE INTO run(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+
+    # Columns added after a table's first release: CREATE TABLE IF NOT EXISTS leaves an older file's table as it
+    # was, so a store written by an older version gains them here (reading as NULL in old rows).
+    _ADDED_COLUMNS = (("evals", "mean_length", "REAL"),)
+
+    def _add_missing_columns(self) -> None:
+        for table, column, decl in self._ADDED_COLUMNS:
+            have = {r["name"] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @classmethod
     def in_dir(cls, run_dir: str | Path) -> Store:
@@ -394,11 +408,11 @@ class Store:
         with self.tx():
             self.db.execute(
                 "INSERT OR REPLACE INTO evals(trial_id, split, n, accuracy, flex_accuracy, extraction_rate, f1,"
-                " ci_lo, ci_hi, item_ids, correct, flex_correct, extracted, wall_s, created)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " ci_lo, ci_hi, item_ids, correct, flex_correct, extracted, wall_s, created, mean_length)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (e.trial_id, e.split, e.n, e.accuracy, e.flex_accuracy, e.extraction_rate, e.f1, e.ci95[0],
                  e.ci95[1], json.dumps(e.item_ids), json.dumps(e.correct), json.dumps(e.flex_correct),
-                 json.dumps(e.extracted), e.wall_s, time.time()),
+                 json.dumps(e.extracted), e.wall_s, time.time(), e.mean_length),
             )
 
     def eval(self, trial_id: str, split: str) -> EvalRecord | None:
@@ -418,6 +432,7 @@ class Store:
             correct=json.loads(r["correct"]), flex_correct=json.loads(r["flex_correct"]),
             extracted=json.loads(r["extracted"]), accuracy=r["accuracy"], flex_accuracy=r["flex_accuracy"],
             extraction_rate=r["extraction_rate"], f1=r["f1"], ci95=(r["ci_lo"], r["ci_hi"]), wall_s=r["wall_s"],
+            mean_length=r["mean_length"],
         )
 
     # -- feedback ------------------------------------------------------------------------------------------

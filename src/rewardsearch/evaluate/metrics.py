@@ -1,8 +1,11 @@
 """Scoring of generated answers against a task: per-item vectors and the summary metrics built on them.
 
 Accuracy is strict (the number inside the solution tags); flexible accuracy takes the last number anywhere;
-extraction rate is the share of completions with a strict answer. `f1` is the published reference's F1, which
-is exactly 2*acc/(1+acc): it is kept only for comparison with that paper and carries nothing beyond accuracy.
+extraction rate is the share of completions with a strict answer; mean length is the mean completion length in
+characters. Characters, not tokens: scoring sees only the decoded text (no tokenizer here, and the driver that
+compares a trial with the base model holds none), and before/after comparisons need one unit, which this function
+alone decides. `f1` is the published reference's F1, which is exactly 2*acc/(1+acc): it is kept only for
+comparison with that paper and carries nothing beyond accuracy.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def score(
         flex.append(int(task.is_correct(loose, p.answer)))
     n = len(problems)
     acc = sum(correct) / n if n else 0.0
+    mean_length = sum(len(t) for t in texts) / n if n else None
     return EvalRecord(
         trial_id=trial_id,
         split=split,
@@ -53,4 +57,5 @@ def score(
         f1=paper_f1(acc),
         ci95=wilson_ci(sum(correct), n),
         wall_s=wall_s,
+        mean_length=mean_length,
     )

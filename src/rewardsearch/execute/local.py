@@ -1,4 +1,5 @@
-"""Local executor: each trial is a `python -m rewardsearch.screen.trial SPEC.json` subprocess.
+"""Local executor: each trial is a `python -m rewardsearch.screen.trial SPEC.json` subprocess (a job may name another
+module taking the same spec, e.g. `rewardsearch.screen.base_eval`).
 
 Up to `slots` trials run side by side (a single GPU holds several small ones). Children die with the driver
 (PR_SET_PDEATHSIG), so a killed run leaves no orphan trainer behind to race the resumed one. Completion
@@ -25,6 +26,7 @@ class Job:
     trial_id: str
     spec_path: Path
     log_path: Path
+    module: str = "rewardsearch.screen.trial"   # run as `python -m MODULE SPEC.json`
 
 
 @dataclass
@@ -81,7 +83,7 @@ class LocalExecutor:
                     job.log_path.parent.mkdir(parents=True, exist_ok=True)
                     log = open(job.log_path, "ab")  # noqa: SIM115 - closed when the job ends
                     proc = subprocess.Popen(
-                        [sys.executable, "-m", "rewardsearch.screen.trial", str(job.spec_path)],
+                        [sys.executable, "-m", job.module, str(job.spec_path)],
                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                         env=self.env, preexec_fn=_die_with_parent,
                     )

@@ -33,6 +33,7 @@ class HistoryEntry:
     dev_n: int | None = None                  # dev problems evaluated
     flags: list[str] = field(default_factory=list)
     curves: dict[str, float] = field(default_factory=dict)   # run means of TRL's logged scalars
+    shift: dict[str, Any] = field(default_factory=dict)      # base model -> trained, training trend (`search/hacking.py`)
 
 
 @dataclass
@@ -46,7 +47,8 @@ class RoundContext:
     history: list[HistoryEntry] = field(default_factory=list)
     existing_ids: set[str] = field(default_factory=set)      # ids already in the run: proposals must be new
     baseline_accuracy: float | None = None
-    baseline_dev: dict[str, Any] | None = None   # the baseline's dev eval (accuracy, ci95, extraction_rate, n)
+    # the baseline's dev eval (accuracy, ci95, extraction_rate, n) with its curves, flags and shift (as HistoryEntry)
+    baseline_dev: dict[str, Any] | None = None
     feedback: bool = True                        # False in `random` mode: no history, no baseline numbers
     feedback_top: int = 5                        # how many of the ranked history a prompt shows as best ...
     feedback_bottom: int = 3                     # ... and as worst

@@ -6,10 +6,14 @@ Templates ship in `propose/templates/`; a file of the same name in `proposer.tem
   `base_rewards` (the source of `rewardsearch/rewards/base.py`).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
-  accuracy, ci95, n, extraction, flags, description, curves, source), `failures` (name, round, state, reason),
+  accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
   `omitted` (what was trimmed), `this_round` (name, description: already proposed this round), `notes`
   (what was wrong with the previous answer this round).
 - `entry.j2`: one ranked candidate, included by `user.j2`.
+
+`shift` (entries and `baseline`) is one line from `search/hacking.py:describe_shift`: the base model's dev numbers
+against the trained model's, and the training reward and length from start to end; a `hacking: ...` flag says the
+reward rose while those collapsed.
 
 Everything shown comes from the dev split (`HistoryEntry` holds no test numbers). The prompt must fit
 `proposer.context_chars`; when it does not, feedback is cut in this order, re-rendering after each cut:
@@ -37,6 +41,7 @@ from typing import Any
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import HistoryEntry, ProposerError, ProposerNotAvailable, RoundContext
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.search.hacking import describe_shift
 
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
@@ -174,6 +179,7 @@ class PromptBuilder:
             "accuracy": _num(h.dev_accuracy), "ci95": _ci(h.dev_ci95), "n": h.dev_n if h.dev_n is not None else "n/a",
             "extraction": _num(h.dev_extraction_rate, 2), "flags": list(h.flags),
             "description": self._clean(h.spec.description), "curves": curve_lines(h.curves),
+            "shift": describe_shift(h.shift),
             "source": self._clean(h.spec.source).rstrip(),
         }
         return _Entry(view, h.spec.round)
@@ -239,7 +245,8 @@ class PromptBuilder:
         if base:
             baseline = {"accuracy": _num(base.get("accuracy")), "ci95": _ci(base.get("ci95")),
                         "n": base.get("n", "n/a"), "extraction": _num(base.get("extraction_rate"), 2),
-                        "curves": curve_lines(base.get("curves") or {})}
+                        "curves": curve_lines(base.get("curves") or {}), "flags": list(base.get("flags") or []),
+                        "shift": describe_shift(base.get("shift"))}
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rewardsearch.search.hacking import arrow
 from rewardsearch.search.ranking import rank_key
 
 
@@ -43,7 +44,7 @@ def render_html(results: dict[str, Any], figures: dict[str, str | None], final: 
         lstrip_blocks=True,
     )
     env.filters.update(f0=_num(".0f"), f1=_num(".1f"), f2=_num(".2f"), f3=_num(".3f"), f3s=_num("+.3f"), ci=_ci,
-                       p=_p)
+                       p=_p, arrow=arrow)
     leaderboard = sorted(results["status"]["candidates"], key=rank_key)
     return env.get_template("report.html.j2").render(r=results, fig=figures, final=final, leaderboard=leaderboard)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rewardsearch.search.hacking import arrow
 from rewardsearch.search.ranking import rank_key
 
 
@@ -41,6 +42,36 @@ def leaderboard_markdown(status: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shift_markdown(status: dict[str, Any]) -> str:
+    """Per trial: the base model's dev numbers against the trained model's, the training trend, the hacking flag."""
+    bm = status.get("base_model") or {}
+    d = bm.get("dev")
+    lines = ["## Before and after training (dev)", ""]
+    if d:
+        length = f"{d['mean_length']:.0f} chars" if d.get("mean_length") is not None else "-"
+        lines.append(f"Base model, no training: strict accuracy {d['accuracy']:.3f}, flexible {d['flex_accuracy']:.3f}, "
+                     f"mean completion length {length} (n={d['n']}).")
+    else:
+        lines.append(f"Base model evaluation: {bm.get('state', 'pending')}"
+                     + (f" ({bm['reason'][:120]})" if bm.get("reason") else "") + "; training curves only.")
+    lines += ["", "Dev columns: base model -> trained (length in characters, greedy). Training columns: mean over "
+              "the first -> last fifth of the logged GRPO steps (length in tokens, sampled).", "",
+              "| name | strict acc | flex acc | dev length | training reward | training length | hacking |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(status["candidates"], key=rank_key):
+        sh = r.get("shift")
+        if not sh:
+            continue
+        hack = "; ".join(f.removeprefix("hacking: ") for f in r["flags"] if f.startswith("hacking:")) or "-"
+        lines.append(
+            f"| `{r['name']}` | {arrow(sh['accuracy'], 'base', 'after', '.3f')} | "
+            f"{arrow(sh['flex_accuracy'], 'base', 'after', '.3f')} | {arrow(sh['length'], 'base', 'after', '.0f')} | "
+            f"{arrow(sh['reward'], 'start', 'end', '.2f')} | {arrow(sh['train_length'], 'start', 'end', '.0f')} | "
+            f"{hack} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _ci(pair: list[float] | None) -> str:
     return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else "-"
 
@@ -55,6 +86,7 @@ def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str
         lines += ["> **Selection used the test split** (as the published paper did): reported test accuracy is "
                   "inflated.", ""]
     lines.append(leaderboard_markdown(results["status"]).rstrip("\n"))
+    lines += ["", shift_markdown(results["status"]).rstrip("\n")]
     w = results.get("winner")
     lines += ["", "## Verdict", ""]
     if not w:

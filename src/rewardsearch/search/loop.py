@@ -23,6 +23,8 @@ from rewardsearch.execute.local import Job, LocalExecutor, Outcome
 from rewardsearch.propose.base import ProposerError, RoundContext, make_proposer
 from rewardsearch.screen.trial import TrialSpec
 from rewardsearch.search.ranking import (
+    BASE_MODEL,
+    base_model_trial_id,
     curve_summary,
     feedback_record,
     history,
@@ -160,10 +162,12 @@ class Search:
         # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
         feedback = cfg.search.mode == "feedback"
         hist = history(store, cfg.seed) if feedback else []
-        base_dev = leaderboard(store, cfg.seed)[0]["dev"]
+        base_row = leaderboard(store, cfg.seed)[0]
+        base_dev = base_row["dev"]
         if base_dev and feedback:
             base_trial = store.trial(trial_id_for(None, cfg.seed))
-            base_dev = {**base_dev, "curves": curve_summary(base_trial.curves) if base_trial else {}}
+            base_dev = {**base_dev, "curves": curve_summary(base_trial.curves) if base_trial else {},
+                        "flags": base_row["flags"], "shift": base_row["shift"]}
         have = store.candidates(round=r)  # kept from an interrupted proposal of this round
         ctx = RoundContext(
             round=r,
@@ -255,6 +259,9 @@ class Search:
         base = store.trial(trial_id_for(None, cfg.seed))
         if base is None or base.state == "pending":  # the first screening batch carries the baseline
             entries.append((None, []))
+        base_model_job = self._base_model_job()
+        if base_model_job is not None:
+            jobs.append(base_model_job)  # first: a short greedy eval, done before the trials it is compared with
         for c in candidates:
             entries.append((c["id"], [Store.spec_of(c).to_dict()]))
         for cid, rewards in entries:
@@ -273,6 +280,7 @@ class Search:
         if not jobs:
             return
         names = {tid: (store.candidate(cid)["name"] if cid else "baseline") for tid, (cid, _) in meta.items()}  # type: ignore[index]
+        names[base_model_trial_id(cfg.seed)] = "base model (no training)"
         with Progress(
             TextColumn("[bold]round {task.fields[round]}[/]"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=self.console, transient=False,
@@ -283,9 +291,11 @@ class Search:
 
             def on_start(job: Job) -> None:
                 store.event("trial_started", trial=job.trial_id)
-                progress.console.log(f"  training {names[job.trial_id]} ({job.trial_id})")
+                evaluating = job.trial_id == base_model_trial_id(cfg.seed)  # an eval has no steps to count
+                progress.console.log(f"  {'evaluating' if evaluating else 'training'} {names[job.trial_id]} "
+                                     f"({job.trial_id})")
                 steps[job.trial_id] = progress.add_task(
-                    "trial", total=cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
+                    "trial", total=None if evaluating else cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
                 )
 
             def on_poll(running: list[Job]) -> None:
@@ -297,12 +307,52 @@ class Search:
                     progress.update(steps[job.trial_id], completed=p.get("step", 0))
 
             def on_done(job: Job, outcome: Outcome) -> None:
-                cid, rec = meta[job.trial_id]
-                self._collect(job, outcome, cid, rec)
+                if job.trial_id == base_model_trial_id(cfg.seed):
+                    self._collect_base_model(job, outcome)
+                else:
+                    cid, rec = meta[job.trial_id]
+                    self._collect(job, outcome, cid, rec)
                 progress.remove_task(steps.pop(job.trial_id))
                 progress.advance(bar)
 
             LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start, on_poll=on_poll)
+
+    def _base_model_job(self) -> Job | None:
+        """The base model's dev evaluation (`screen/base_eval.py`) while the run has none: the first screening batch
+        carries it, and `resume` of a run made before it existed adds it then. A failed one is not retried: the
+        hacking rule then reads "before" from the training curves alone (`search/hacking.py`)."""
+        tid = base_model_trial_id(self.cfg.seed)
+        rec = self.store.trial(tid)
+        if rec is not None and rec.state != "pending":
+            return None
+        out_dir = self.run_dir / "trials" / tid
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec_path = out_dir / "spec.json"
+        self._trial_spec(tid, [], out_dir).write(spec_path)
+        self.store.upsert_trial(rec or TrialRecord(id=tid, kind=BASE_MODEL, round=0, seed=self.cfg.seed, rewards=[],
+                                                   dir=str(out_dir)))
+        return Job(trial_id=tid, spec_path=spec_path, log_path=out_dir / "log.txt",
+                   module="rewardsearch.screen.base_eval")
+
+    def _collect_base_model(self, job: Job, outcome: Outcome) -> None:
+        store = self.store
+        rec = store.trial(job.trial_id)
+        assert rec is not None  # written by `_base_model_job` before the job started
+        eval_file = job.spec_path.parent / "eval_dev.json"
+        rec.metrics["job_wall_s"] = outcome.wall_s
+        if outcome.returncode == 0 and eval_file.is_file():
+            ev = EvalRecord.from_trial(rec.id, "dev", json.loads(eval_file.read_text()))
+            store.add_eval(ev)
+            rec.state, rec.reason = "done", None
+            length = f"{ev.mean_length:.0f}" if ev.mean_length is not None else "?"
+            self.console.log(f"  base model (no training): dev acc {ev.accuracy:.3f}, flexible "
+                             f"{ev.flex_accuracy:.3f}, mean length {length} chars ({outcome.wall_s:.0f}s)")
+        else:
+            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
+            rec.state, rec.reason = "failed", f"base model eval {why}: {outcome.tail(job.log_path, 300).strip()}"
+            self.console.log(f"  base model eval FAILED: {rec.reason}")
+        store.upsert_trial(rec)
+        store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
 
     def _collect(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord) -> None:
         """Read a finished trial's files into the store: trial, dev eval, candidate state."""

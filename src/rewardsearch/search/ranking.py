@@ -9,13 +9,19 @@ import math
 from typing import Any
 
 from rewardsearch.propose.base import HistoryEntry
-from rewardsearch.store import Store, TrialRecord
+from rewardsearch.search.hacking import hacking_flags, trial_shift
+from rewardsearch.store import EvalRecord, Store, TrialRecord
 
 BASELINE = "baseline"
+BASE_MODEL = "base-model"   # the untrained base model's own evaluation (`screen/base_eval.py`): no rewards at all
 
 
 def trial_id_for(candidate_id: str | None, seed: int) -> str:
     return f"{BASELINE}-s{seed}" if candidate_id is None else f"t-{candidate_id}-s{seed}"
+
+
+def base_model_trial_id(seed: int) -> str:
+    return f"{BASE_MODEL}-s{seed}"
 
 
 def curve_summary(curves: list[dict[str, Any]]) -> dict[str, float]:
@@ -46,7 +52,23 @@ def _eval_obj(store: Store, trial: TrialRecord | None, split: str) -> dict[str, 
         "flex_accuracy": e.flex_accuracy,
         "f1_paper": e.f1,
         "n": e.n,
+        "mean_length": e.mean_length,   # characters
     }
+
+
+def base_model_status(store: Store, seed: int) -> dict[str, Any]:
+    """The base model's dev evaluation (the "before" of every trial) and the state of the job that makes it."""
+    t = store.trial(base_model_trial_id(seed))
+    return {"state": t.state if t else "pending", "reason": t.reason if t else None,
+            "dev": _eval_obj(store, t, "dev")}
+
+
+def _hacking(base: EvalRecord | None, store: Store, t: TrialRecord | None) -> tuple[list[str], dict[str, Any] | None]:
+    """A trial's hacking flags and before/after numbers (`search/hacking.py` owns the rule)."""
+    if t is None:
+        return [], None
+    after = store.eval(t.id, "dev")
+    return hacking_flags(base, after, t.curves), trial_shift(base, after, t.curves)
 
 
 def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
@@ -64,20 +86,29 @@ def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
 
 
 def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
-    """Baseline first, then every candidate, each with its state, dev/test metrics and trial summary."""
+    """Baseline first, then every candidate, each with its state, dev/test metrics and trial summary.
+
+    `flags` are the candidate's check flags plus the trial's hacking flag; `shift` holds the base model -> trained
+    numbers and the training trend behind it (`search/hacking.py`).
+    """
     rows: list[dict[str, Any]] = []
+    base_model = store.eval(base_model_trial_id(seed), "dev")
     base = store.trial(trial_id_for(None, seed))
+    hack, shift = _hacking(base_model, store, base)
     rows.append({
         "id": BASELINE, "name": "base rewards only", "round": 0, "origin": BASELINE,
-        "state": _baseline_state(base), "reason": base.reason if base else None, "flags": [],
+        "state": _baseline_state(base), "reason": base.reason if base else None, "flags": hack,
         "dev": _eval_obj(store, base, "dev"), "test": _eval_obj(store, base, "test"), "trial": _trial_obj(base),
+        "shift": shift,
     })
     for c in store.candidates():
         t = store.trial(trial_id_for(c["id"], seed))
+        hack, shift = _hacking(base_model, store, t)
         rows.append({
             "id": c["id"], "name": c["name"], "round": c["round"], "origin": c["origin"], "state": c["state"],
-            "reason": c["reason"], "flags": c["flags"], "description": c["description"],
+            "reason": c["reason"], "flags": c["flags"] + hack, "description": c["description"],
             "dev": _eval_obj(store, t, "dev"), "test": _eval_obj(store, t, "test"), "trial": _trial_obj(t),
+            "shift": shift,
         })
     return rows
 
@@ -122,6 +153,7 @@ def history(store: Store, seed: int) -> list[HistoryEntry]:
             dev_n=r["dev"]["n"] if r["dev"] else None,
             flags=r["flags"],
             curves=curve_summary(t.curves) if t else {},
+            shift=r["shift"] or {},
         ))
     return out
 
@@ -135,13 +167,14 @@ def feedback_record(store: Store, seed: int, round: int, top: int, bottom: int) 
         t = store.trial(trial_id_for(r["id"], seed)) if r["origin"] != BASELINE else None
         return {
             "id": r["id"], "name": r["name"], "round": r["round"], "dev": r["dev"], "flags": r["flags"],
-            "curves": curve_summary(t.curves) if t else {},
+            "curves": curve_summary(t.curves) if t else {}, "shift": r["shift"],
         }
 
     bottom_rows = [r for r in order[::-1] if r not in order[:top]][:bottom]
     return {
         "round": round,
-        "baseline": {"dev": rows[0]["dev"]},
+        "baseline": {"dev": rows[0]["dev"], "flags": rows[0]["flags"], "shift": rows[0]["shift"]},
+        "base_model": base_model_status(store, seed)["dev"],
         "top": [brief(r) for r in order[:top]],
         "bottom": [brief(r) for r in bottom_rows],
         "failures": [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rewardsearch.search.ranking import BASELINE, leaderboard
+from rewardsearch.search.ranking import BASE_MODEL, BASELINE, base_model_status, leaderboard
 from rewardsearch.store import Store
 
 
@@ -21,6 +21,7 @@ def run_status(run_dir: Path, store: Store) -> dict[str, Any]:
         "model": cfg.get("model", {}).get("name"),
         "proposer": cfg.get("proposer", {}).get("name"),
         "config_hash": store.get_meta("config_hash"),
+        "base_model": base_model_status(store, seed),   # the "before" of every trial's `shift`
         "candidates": leaderboard(store, seed),
     }
 
@@ -31,10 +32,11 @@ def evaluations(store: Store) -> list[dict[str, Any]]:
     out = []
     for e in store.evals():
         t = store.trial(e.trial_id)
-        label = BASELINE if t and t.kind == "baseline" else labels.get(t.candidate_id if t else "", e.trial_id)
+        label = (BASELINE if t and t.kind == "baseline" else BASE_MODEL if t and t.kind == BASE_MODEL
+                 else labels.get(t.candidate_id if t else "", e.trial_id))
         out.append({
             "trial": e.trial_id, "label": label, "split": e.split, "item_ids": e.item_ids, "correct": e.correct,
             "accuracy": e.accuracy, "ci95": list(e.ci95), "extraction_rate": e.extraction_rate,
-            "flex_accuracy": e.flex_accuracy,
+            "flex_accuracy": e.flex_accuracy, "mean_length": e.mean_length,
         })
     return out
