@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
-_PROMPT_BUCKET = 64        # prompts are left-padded to a multiple of this so a few graph shapes serve every batch
+_PROMPT_BUCKET = 64        # rollouts: prompts left-padded to a multiple of this so a few graph shapes serve all
+_PREFILL_TOKENS = 1 << 19  # prompt tokens prefilled together: bounds activation memory on large evaluations
 _MAX_GRAPHS = 4            # captured shapes kept per decoder (each holds its own static buffers)
 
 
@@ -263,9 +264,15 @@ class FastDecoder:
         eos_token_ids: Sequence[int],
         pad_token_id: int,
         sampling: Sampling = Sampling(),
-        prefill_rows: int = 256,
+        prompt_bucket: int = _PROMPT_BUCKET,
+        prefill_tokens: int = _PREFILL_TOKENS,
     ) -> list[list[int]]:
-        """New tokens per prompt, cut after the first EOS (which is kept, as TRL keeps it), in input order."""
+        """New tokens per prompt, cut after the first EOS (which is kept, as TRL keeps it), in input order.
+
+        `prompt_bucket=1` pads to the longest prompt exactly, as `generate` does: a one-off evaluation then runs
+        the same matrix shapes as `generate` (bf16 results depend on them); repeated calls of varying prompt
+        length (rollouts) reuse a captured graph by padding to a bucket instead.
+        """
         import torch
 
         if not prompts:
@@ -276,7 +283,8 @@ class FastDecoder:
         longest = max(len(p) for p in prompts)
         if longest == 0:
             raise ValueError("fast decoder: an empty prompt (no tokens) cannot be continued")
-        p_len = -(-longest // _PROMPT_BUCKET) * _PROMPT_BUCKET
+        bucket = max(1, prompt_bucket)
+        p_len = -(-longest // bucket) * bucket
         key = (b, p_len, max_new_tokens, sampling, tuple(eos_token_ids))
         st = self._shapes.get(key)
         fresh = st is None
@@ -302,6 +310,7 @@ class FastDecoder:
                 st.v.zero_()
                 st.out.fill_(pad_token_id)
                 first = torch.empty(b, dtype=torch.long, device=self.device)
+                prefill_rows = max(1, prefill_tokens // p_len)
                 for r0 in range(0, b, prefill_rows):
                     rows = slice(r0, min(b, r0 + prefill_rows))
                     first[rows] = pick(self._prefill(st, ids[rows], pad[rows], rows))

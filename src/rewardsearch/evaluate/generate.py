@@ -97,7 +97,8 @@ def _generate_fast(
     pad = tokenizer.pad_token_id
     out: list[str] = []
     for start in range(0, len(ids), batch_size):
-        rows = dec.generate(ids[start : start + batch_size], max_new_tokens, eos, pad)
+        # No prompt bucket: one call per batch, so no graph is reused, and generate's exact shapes are kept.
+        rows = dec.generate(ids[start : start + batch_size], max_new_tokens, eos, pad, prompt_bucket=1)
         out.extend(tokenizer.batch_decode(rows, skip_special_tokens=True))
         if progress is not None:
             progress(len(rows))
