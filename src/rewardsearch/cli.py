@@ -396,5 +396,45 @@ def export(
         err.print(f"wrote {path} (+ {path.with_suffix('.manifest.json').name})")
 
 
+
+@app.command()
+def pack(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    out: Annotated[Path, typer.Option(help="directory the parts are written to")] = Path("."),
+    budget_mb: Annotated[float, typer.Option(help="MiB in all", min=1)] = 60.0,
+    part_mb: Annotated[float, typer.Option(help="MiB per part", min=1)] = 15.0,
+    with_adapters: Annotated[bool, typer.Option(help="also the adapters of finished trials")] = False,
+) -> None:
+    """Pack a run (store, trial records, in-flight checkpoints that fit) into a few parts for another machine."""
+    from rewardsearch.transfer import pack as pack_run
+
+    try:
+        rep = pack_run(run_dir, out, budget_mb=budget_mb, part_mb=part_mb, with_adapters=with_adapters)
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print(f"packed {rep.bytes / 2**20:.1f} MiB into {len(rep.parts)} part(s) in {out}; "
+              f"checkpoints kept: {', '.join(rep.kept_checkpoints) or 'none'}"
+              + (f"; left out (those trials restart): {', '.join(rep.dropped_checkpoints)}"
+                 if rep.dropped_checkpoints else "")
+              + (f"; adapters of {rep.dropped_adapters} finished trial(s) left out" if rep.dropped_adapters else ""))
+    err.print(f"on the other machine: `rewardsearch unpack {run_dir.name}.rspack.* --out DIR` then "
+              "`rewardsearch resume DIR`")
+
+
+@app.command()
+def unpack(
+    parts: Annotated[list[Path], typer.Argument(help="all NAME.rspack.NN-of-MM files")],
+    out: Annotated[Path, typer.Option(help="new run directory")],
+) -> None:
+    """Rebuild a packed run; then `rewardsearch resume DIR` continues it."""
+    from rewardsearch.transfer import unpack as unpack_run
+
+    try:
+        unpack_run(parts, out)
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print(f"unpacked into {out}; continue with `rewardsearch resume {out}`")
+
+
 if __name__ == "__main__":
     app()
