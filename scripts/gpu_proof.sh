@@ -1,41 +1,45 @@
 #!/usr/bin/env bash
-# The GPU proof in one device call: a gpu-preset search on arith, the final stage (ensembles, controls), the report,
-# an export; the closing table (best single, best ensemble, base-only, random-k: test accuracy, 95% CI, Holm p) goes
-# to stdout, the run directory (without adapters) to $OUT/run.
+# The GPU proof (issue 9): the `gpu` preset (qwen-coder-0.5b on GSM8K), then the final stage on the full GSM8K
+# test, the report and an export, spread over as many device calls as it takes. Each call continues the run
+# from the pack the previous call brought back, works until its time is up (SIGINT: trials stop at their last
+# checkpoint), and packs the run into $OUT (at most 8 parts of 15 MiB) for the next call.
 #
-# Usage on the accelerator machine, once the model halves have arrived (../shared/tools/README.md):
-#   source .dev/common/setup.sh && bash scripts/gpu_proof.sh
-# Extra KEY=VALUE arguments go to `run` (e.g. ensemble.seeds=2); RS_RUN_S / RS_FINAL_S bound the two stages.
-#
-# Sizing (one device call is at most 600 s, setup included): measured on one H200 (2026-11-26,
-# benchmarks/results/2026-11-26-gpu-proof-h200.json) the search wave took 194 s and the final stage 199 s at
-# 16 steps of 96 training tokens, 402 s in all with the report and the export:
-# wave 1 = baseline + 4 candidates side by side; wave 2 = the final stage (top-2, top-3, greedy-cover, random-2,
-# random-3 trained; the best single and the baseline only evaluated on test), all side by side. Evaluation keeps
-# 160 new tokens. A stage cut by its timeout (SIGINT) still leaves a report of what finished.
+# Usage on the accelerator machine, once the Qwen parts have arrived (../shared/tools/README.md):
+#   source .dev/common/setup.sh && bash scripts/gpu_proof.sh [KEY=VALUE ...]     # first call
+#   then copy the returned proof.rspack.* into .dev/proof/ here, carry ".dev/proof", and call it again.
+# RS_CALL_S bounds this call's work (default 480 s of a 600 s call: packing and the transfer need the rest).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-MODEL=${RS_DEVICE_MODEL:-embedded}
-D=${RS_PROOF_DIR:-/root/rsdev/gpu-proof}
+CALL_S=${RS_CALL_S:-480}
+D=${RS_PROOF_DIR:-/root/rsdev/proof}
 OUT=${OUT:-/tmp/gpu-proof-out}
-RUN_S=${RS_RUN_S:-270}
-FINAL_S=${RS_FINAL_S:-230}
 CLI=(python3 -m rewardsearch.cli)
-rm -rf "$D"
 t0=$(date +%s)
-timeout -s INT "$RUN_S" "${CLI[@]}" run --preset gpu --out "$D" "model.name=$MODEL" screen.steps=16 \
-  screen.max_completion_length=96 ensemble.seeds=1 ensemble.slots=8 "$@"
-t1=$(date +%s)
-echo "== search: $((t1 - t0)) s"
-timeout -s INT "$FINAL_S" "${CLI[@]}" ensemble "$D"
-t2=$(date +%s)
-echo "== final stage: $((t2 - t1)) s"
-if "${CLI[@]}" report "$D"; then
-  python3 scripts/verify_results.py "$D/report/results.json" | tail -1
-else
-  echo "== no report here (missing scipy/statsmodels/matplotlib/jinja2?): run 'rewardsearch report' on \$OUT/run"
+left() { echo $(( CALL_S - ($(date +%s) - t0) )); }
+# The named testbed model resolves from the cache; on the device it was converted by setup.sh already.
+if [ -n "${RS_QWEN_MODEL:-}" ]; then
+  cache=${REWARDSEARCH_CACHE:-$HOME/.cache/rewardsearch}/models
+  mkdir -p "$cache" && ln -sfn "$RS_QWEN_MODEL" "$cache/Qwen2.5-Coder-0.5B-Instruct"
 fi
-"${CLI[@]}" export "$D" --format trl --top 1 --out "$D/export/best_trl.py"
+if [ ! -f "$D/run.sqlite" ] && compgen -G ".dev/proof/proof.rspack.*" >/dev/null; then
+  "${CLI[@]}" unpack .dev/proof/proof.rspack.* --out "$D" || exit 1
+fi
+state() { "${CLI[@]}" status "$D" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['status'])"; }
+if [ ! -f "$D/run.sqlite" ]; then
+  timeout -s INT "$(left)" "${CLI[@]}" run --preset gpu --out "$D" "task.data_dir=${RS_GSM8K_DIR:-}" "$@"
+elif [ "$(state)" != "done" ]; then
+  timeout -s INT "$(left)" "${CLI[@]}" resume "$D"
+fi
+echo "== search: $(state) after $(( $(date +%s) - t0 )) s"
+if [ "$(state)" = "done" ] && [ "$(left)" -gt 60 ]; then
+  timeout -s INT "$(left)" "${CLI[@]}" ensemble "$D"   # continues an unfinished final stage
+  echo "== final stage after $(( $(date +%s) - t0 )) s"
+fi
+if "${CLI[@]}" report "$D" >/dev/null 2>&1; then
+  python3 scripts/verify_results.py "$D/report/results.json" | tail -1
+  "${CLI[@]}" export "$D" --format trl --top 1 --out "$D/export/best_trl.py" || true
+fi
+"${CLI[@]}" status "$D" | tail -25
+mkdir -p "$OUT"
+"${CLI[@]}" pack "$D" --out "$OUT" --budget-mb 110 --part-mb 15
 echo "== total $(( $(date +%s) - t0 )) s"
-mkdir -p "$OUT/run"
-tar -C "$D" --exclude=adapter --exclude=hf -cf - . | tar -C "$OUT/run" -xf -
