@@ -41,5 +41,5 @@ if "${CLI[@]}" report "$D" >/dev/null 2>&1; then
 fi
 "${CLI[@]}" status "$D" | tail -25
 mkdir -p "$OUT"
-"${CLI[@]}" pack "$D" --out "$OUT" --budget-mb 110 --part-mb 15
+"${CLI[@]}" pack "$D" --out "$OUT" --budget-mb 60 --part-mb 15
 echo "== total $(( $(date +%s) - t0 )) s"
