@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_trial import VARIETY, _run, _spec
 
 from rewardsearch.config import EarlyStopConfig
@@ -17,6 +18,8 @@ from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.screen.early_stop import dead_reason
 from rewardsearch.screen.halving import DROPPED, PROMOTED, RungResult, promote
 from rewardsearch.screen.trial import TrialSpec, rung_eval_name
+from rewardsearch.search.ranking import trial_id_for
+from rewardsearch.store import Store
 
 CONSTANT = "def constant(prompts, completions, **kwargs):\n    return [1.0 for _ in completions]\n"
 
@@ -154,3 +157,74 @@ def test_promotion_breaks_ties_as_the_final_ranking_does() -> None:
     d = promote([a, b], keep=0.5, within_noise=False, alpha=0.05, settings=SETTINGS)
     assert d["b"][0] == PROMOTED and d["a"][0] == DROPPED   # equal accuracy: the higher extraction rate ranks first
     assert promote([a], keep=0.1, within_noise=False, alpha=0.05, settings=SETTINGS)["a"][0] == PROMOTED
+
+
+FILES = {
+    "variety": VARIETY,
+    "vowels": "def vowels(prompts, completions, **kwargs):\n"
+              "    return [min(50, sum(ch in 'aeiou' for ch in c[-1]['content'])) / 10 for c in completions]\n",
+    "brevity": "def brevity(prompts, completions, **kwargs):\n"
+               "    return [-min(1000, len(c[-1]['content'])) / 100 for c in completions]\n",
+    # varies on the probe suite (which holds tagged answers) but never on a random-weight model's text: the
+    # pre-screen, not the probe, is what can tell that GRPO would get nothing from it here
+    "tags": "def tags(prompts, completions, **kwargs):\n"
+            "    return [1.0 if '<solution>' in c[-1]['content'] else 0.0 for c in completions]\n",
+}
+
+
+@pytest.mark.slow
+def test_a_tiny_rung_search_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from test_e2e import _cli, _overrides, _status
+
+    rewards = tmp_path / "rewards"
+    rewards.mkdir()
+    for name, src in FILES.items():
+        (rewards / f"{name}.py").write_text(src)
+    run_dir = tmp_path / "run"
+    proc = _cli("run", "--preset", "smoke", "--out", str(run_dir), *_overrides(tiny_model_dir),
+                "search.rounds=1", "search.candidates_per_round=4", "search.refills=0", "proposer.name=files",
+                f"proposer.path={rewards}", "screen.steps=4", "screen.rungs=[2,4]", "screen.keep=0.5",
+                "screen.keep_within_noise=false", "screen.rung_dev_size=4", "prescreen.enabled=true",
+                "prescreen.prompts=4", "prescreen.samples=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = _status(run_dir)
+    rows = {r["name"]: r for r in st["candidates"]}
+    assert rows["tags"]["state"] == "rejected" and rows["tags"]["reason"].startswith("prescreen: no within-group")
+    trained = [rows[n] for n in ("variety", "vowels", "brevity")]
+    # three trials at rung 1 (2 steps), ceil(0.5 * 3) = 2 promoted to the final rung, the third dropped
+    finished = [r for r in trained if r["state"] == "evaluated"]
+    dropped = [r for r in trained if r["state"] == "dropped"]
+    assert len(finished) == 2 and len(dropped) == 1, [(r["name"], r["state"], r["reason"]) for r in trained]
+    for r in finished:
+        assert r["steps"] == 4 and r["rung"] == 2 and r["rungs_total"] == 2 and r["dev"]["n"] == 8
+        assert [x["decision"] for x in r["rungs"]] == ["promoted", "final"] and r["rungs"][0]["n"] == 4
+        assert r["stopped"] == "trained the full budget (4 steps)"
+    d = dropped[0]
+    assert d["steps"] == 2 and d["rung"] == 1 and d["dev"] is None
+    assert d["reason"].startswith("dropped at rung 1/2 (2 steps, 4 dev items): rank 3/3")
+    assert d["stopped"].startswith("dropped at rung 1/2 (2 steps)")
+    assert rows["base rewards only"]["steps"] == 4   # the baseline always trains the full budget
+
+    store = Store.in_dir(run_dir)
+    for r in trained:
+        t = store.trial(trial_id_for(r["id"], 0))
+        assert not (Path(t.dir) / "hf").exists(), "a finished or dropped trial keeps no checkpoint"
+        states = t.metrics["training_states"]
+        if r["state"] == "evaluated":   # one job per rung; the promotion started where the rung stopped
+            assert [s["steps"] for s in states] == [2, 4] and states[1]["resumed_from_step"] == 2
+            assert states[1]["start"] == states[0]["stop"]
+    assert store.get_meta("prescreen_pool")["groups"] == 4
+    # the proposer's feedback names the dropped candidate and why
+    fb = store.feedback(1)
+    assert any(f["name"] == d["name"] and f["state"] == "dropped" and f["rung"] == 1 for f in fb["failures"])
+
+    rep = _cli("report", str(run_dir))
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    md = (run_dir / "report" / "report.md").read_text()
+    assert "## Successive halving and pre-screen" in md and f"| `{d['name']}` | dropped | 2 | 1/2 |" in md
+    assert "`tags`: prescreen: no within-group variance" not in md   # the reason is the check's, without its stage
+    assert "- `tags`: no within-group variance" in md
+    results = json.loads((run_dir / "report" / "results.json").read_text())
+    sc = results["cost"]["screening"]
+    assert sc["steps_trained"] == 2 * 4 + 2 and sc["steps_full_budget"] == 3 * 4
+    assert len(sc["prescreen"]["rejected"]) == 1 and sc["prescreen"]["est_saved_s"] > 0
