@@ -209,6 +209,7 @@ def test_a_tiny_rung_search_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> 
     for r in trained:
         t = store.trial(trial_id_for(r["id"], 0))
         assert not (Path(t.dir) / "hf").exists(), "a finished or dropped trial keeps no checkpoint"
+        assert t.state == {"evaluated": "done", "dropped": "dropped"}[r["state"]]
         states = t.metrics["training_states"]
         if r["state"] == "evaluated":   # one job per rung; the promotion started where the rung stopped
             assert [s["steps"] for s in states] == [2, 4] and states[1]["resumed_from_step"] == 2

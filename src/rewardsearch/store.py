@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS arms (
 # Candidate lifecycle. A candidate only moves forward; `resume` picks up each one where it stopped.
 # "dropped": trained to a rung below the last and not promoted (successive halving, `screen/halving.py`).
 CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated", "dropped")
-TRIAL_STATES = ("pending", "done", "failed")
+TRIAL_STATES = ("pending", "done", "failed", "dropped")   # dropped: stopped at a rung, not promoted
 
 
 @dataclass

@@ -406,6 +406,10 @@ class Search:
             row = next(x for x in ok if x.trial_id == tid)
             if what == DROPPED:
                 remove_checkpoints(self.run_dir / "trials" / tid)
+                rec = store.trial(tid)
+                if rec is not None:
+                    rec.state, rec.reason = "dropped", f"dropped at {where}: {why}"
+                    store.upsert_trial(rec)
                 if row.candidate_id:
                     store.set_candidate_state(row.candidate_id, "dropped", f"dropped at {where}: {why}")
             name = store.candidate(row.candidate_id)["name"] if row.candidate_id else tid  # type: ignore[index]
