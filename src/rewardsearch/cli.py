@@ -129,13 +129,16 @@ def status(
               if bm["dev"] else f"base model: {bm['state']}" + (f" ({bm['reason'][:80]})" if bm["reason"] else ""))
     table = Table(title=f"{run_dir}: {st['status']}, rounds {st['rounds_done']}/{st['rounds_total']}\n{before}")
     # "base->dev": the base model's dev eval, then this trial's; "reward": training reward, first -> last steps
-    for col in ("name", "origin", "round", "state", "dev acc", "95% CI", "extract", "flex base->dev",
+    # "rung": the successive-halving rung reached, of all; "steps": optimizer steps trained
+    for col in ("name", "origin", "round", "state", "steps", "rung", "dev acc", "95% CI", "extract", "flex base->dev",
                 "length base->dev (chars)", "reward", "flags"):
         table.add_column(col, no_wrap=col in ("name", "dev acc", "95% CI"))
     for r in st["candidates"]:
         d, sh = r["dev"], r.get("shift") or {}
         table.add_row(
             r["name"], r["origin"], str(r["round"]), r["state"] + (f": {r['reason'][:50]}" if r["reason"] else ""),
+            str(r["steps"]) if r.get("steps") is not None else "-",
+            f"{r['rung']}/{r['rungs_total']}" if r.get("rung") else "-",
             f"{d['accuracy']:.3f}" if d else "-", f"[{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]" if d else "-",
             f"{d['extraction_rate']:.2f}" if d else "-", arrow(sh.get("flex_accuracy"), "base", "after", ".3f"),
             arrow(sh.get("length"), "base", "after", ".0f"), arrow(sh.get("reward"), "start", "end", ".2f"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -199,6 +200,26 @@ class SandboxConfig(_Section):
     )
 
 
+class EarlyStopConfig(_Section):
+    """Stop a screening trial inside its rung when it is clearly dead (the search's candidate trials only: the
+    baseline and the final stage's arms always train their full budget). A stopped trial fails with the reason."""
+
+    zero_std_steps: int = Field(
+        20, ge=0,
+        description="logged steps in a row with reward_std 0 (no GRPO group has any reward spread, so no advantage "
+        "and no policy gradient); 0 = never",
+    )
+    nan_steps: int = Field(
+        2, ge=0, description="logged steps in a row with a non-finite loss or grad norm; 0 = never"
+    )
+    length_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="stop when the mean sampled completion length over the last `length_window` logged steps falls "
+        "below this share of the first window's; 0 = never",
+    )
+    length_window: int = Field(10, ge=1, description="logged steps averaged at each end for the length rule")
+
+
 class ScreenConfig(_Section):
     steps: int = Field(500, ge=1, description="GRPO optimizer steps of one screening trial")
     learning_rate: float = Field(5e-6, gt=0)
@@ -224,11 +245,90 @@ class ScreenConfig(_Section):
         "generate; auto = fast where it applies, else trl with the reason logged",
     )
 
+    rungs: list[int] = Field(
+        default_factory=list,
+        description="successive halving: the steps at which a round's trials are judged, e.g. [60, 150, 300]; the "
+        "last must equal screen.steps (every trial's LR schedule spans it); [] = every trial runs screen.steps",
+    )
+    keep: float | list[float] = Field(
+        0.5,
+        description="share of a rung's trials promoted to the next (one value, or one per rung except the last); "
+        "ceil(keep * n), at least one",
+    )
+    keep_within_noise: bool = Field(
+        True,
+        description="also promote trials the paired test cannot tell from the last one kept (Holm at stats.alpha, "
+        "as the final ranking), so a drop is a measured difference and not dev-slice noise",
+    )
+    rung_dev_size: int | None = Field(
+        None, ge=1,
+        description="dev items evaluated at the rungs before the last (the first N of the dev split, the same items "
+        "the final evaluation starts with); unset = eval.dev_size",
+    )
+    early_stop: EarlyStopConfig = Field(default_factory=lambda: EarlyStopConfig())
+
     @model_validator(mode="after")
     def _check_batch(self) -> ScreenConfig:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: GRPO compares completions within a group")
         return self
+
+    @model_validator(mode="after")
+    def _check_rungs(self) -> ScreenConfig:
+        r = self.rungs
+        if not r:
+            return self
+        if r[0] < 1 or any(b <= a for a, b in zip(r, r[1:], strict=False)):
+            raise ValueError(f"rungs must be positive, strictly increasing steps, got {r}")
+        if r[-1] != self.steps:
+            raise ValueError(f"rungs: the last rung ({r[-1]}) must equal screen.steps ({self.steps}): every trial's "
+                             "learning-rate schedule spans the final rung")
+        if r[0] < 2 * self.warmup_steps:
+            raise ValueError(f"rungs: the first rung ({r[0]}) must be at least twice the warmup "
+                             f"({self.warmup_steps} steps of screen.warmup_ratio={self.warmup_ratio})")
+        keep = self.keep if isinstance(self.keep, list) else [self.keep] * (len(r) - 1)
+        if len(keep) != len(r) - 1:
+            raise ValueError(f"keep: one share per rung except the last ({len(r) - 1}), got {len(keep)}")
+        if any(not 0 < k <= 1 for k in keep):
+            raise ValueError(f"keep: every share must be in (0, 1], got {keep}")
+        return self
+
+    @property
+    def warmup_steps(self) -> int:
+        """Warmup in optimizer steps, as transformers derives it from the ratio (ceil(ratio * max_steps))."""
+        return math.ceil(self.warmup_ratio * self.steps)
+
+    def schedule(self) -> list[int]:
+        """The rungs a trial may reach; one rung of `steps` without successive halving."""
+        return list(self.rungs) or [self.steps]
+
+    def keep_at(self, rung: int) -> float:
+        """The share promoted out of rung index `rung` (0-based, not the last)."""
+        return self.keep[rung] if isinstance(self.keep, list) else self.keep
+
+
+class PrescreenConfig(_Section):
+    """The GPU-free pre-screen (`screen/prescreen.py`): once per run the base policy samples `samples` completions
+    for each of `prompts` train prompts (cached in DIR/prescreen/ with their correctness); every candidate that
+    passed the other checks is scored on that pool in the sandbox and rejected, with the reason, when GRPO could
+    get no signal from it or it ranks wrong completions above right ones."""
+
+    enabled: bool = Field(False, description="run the pre-screen (the gpu preset turns it on)")
+    prompts: int = Field(64, ge=2, description="train prompts in the pool (the first N of the train split)")
+    samples: int = Field(8, ge=2, description="completions sampled per prompt (one GRPO-like group)")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="tokens per sampled completion; unset = screen.max_completion_length"
+    )
+    batch_size: int = Field(16, ge=1, description="prompts sampled together")
+    min_signal_groups: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="reject when fewer than this share of groups get any spread of the candidate's scores",
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1,
+        description="reject when a one-sided sign test over the groups holding both right and wrong completions "
+        "says the candidate ranks wrong above right (per-group AUC below 0.5) at this level",
+    )
 
 
 class EvalConfig(_Section):
@@ -347,6 +447,7 @@ class Config(_Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     stats: StatsConfig = Field(default_factory=StatsConfig)
+    prescreen: PrescreenConfig = Field(default_factory=PrescreenConfig)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:

@@ -1,6 +1,7 @@
 """The run store: one SQLite file (WAL) in the run directory holding everything a run knows.
 
-Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `events`,
+Tables: `run` (config, state), `candidates`, `checks`, `trials`, `evals` (per-item correctness), `rungs` (each
+trial's result at each successive-halving rung and the promotion decision), `events`,
 `feedback` (what each round handed the proposer), `proposer_calls` (every request to a proposer endpoint and
 its answer: the audit trail, the budget's ledger and the replay cassette), `arms` (the final stage's reward
 sets). Every state change is one transaction, so a kill at any point leaves the store consistent and loses at
@@ -121,6 +122,27 @@ CREATE TABLE IF NOT EXISTS proposer_calls (
     error TEXT,
     meta TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS rungs (
+    trial_id TEXT NOT NULL,
+    candidate_id TEXT,
+    round INTEGER NOT NULL,
+    rung INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    steps_trained INTEGER,
+    state TEXT NOT NULL,
+    n INTEGER,
+    accuracy REAL,
+    extraction_rate REAL,
+    flex_accuracy REAL,
+    item_ids TEXT NOT NULL DEFAULT '[]',
+    correct TEXT NOT NULL DEFAULT '[]',
+    decision TEXT,
+    reason TEXT,
+    wall_s REAL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (trial_id, rung)
+);
 CREATE TABLE IF NOT EXISTS arms (
     id TEXT PRIMARY KEY,
     label TEXT NOT NULL,
@@ -136,8 +158,9 @@ CREATE TABLE IF NOT EXISTS arms (
 """
 
 # Candidate lifecycle. A candidate only moves forward; `resume` picks up each one where it stopped.
-CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated")
-TRIAL_STATES = ("pending", "done", "failed")
+# "dropped": trained to a rung below the last and not promoted (successive halving, `screen/halving.py`).
+CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated", "dropped")
+TRIAL_STATES = ("pending", "done", "failed", "dropped")   # dropped: stopped at a rung, not promoted
 
 
 @dataclass
@@ -186,6 +209,35 @@ class EvalRecord:
             flex_accuracy=d["flex_accuracy"], extraction_rate=d["extraction_rate"], f1=d["f1"],
             ci95=tuple(d["ci95"]), wall_s=d.get("wall_s"), mean_length=d.get("mean_length"),
         )
+
+
+@dataclass
+class RungRecord:
+    """One trial at one successive-halving rung: what it trained to, its dev-slice result, and the decision.
+
+    `rung` is 1-based; `state` ok | failed; `decision` promoted | dropped | final | failed, None while the round's
+    other trials at that rung are still training.
+    """
+
+    trial_id: str
+    candidate_id: str | None
+    round: int
+    rung: int
+    steps: int
+    state: str
+    steps_trained: int | None = None
+    item_ids: list[str] = field(default_factory=list)
+    correct: list[int] = field(default_factory=list)
+    accuracy: float | None = None
+    extraction_rate: float | None = None
+    flex_accuracy: float | None = None
+    decision: str | None = None
+    reason: str | None = None
+    wall_s: float | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.item_ids)
 
 
 @dataclass
@@ -401,6 +453,44 @@ class Store:
             candidate_id=r["candidate_id"], state=r["state"], reason=r["reason"], dir=r["dir"],
             wall_s=r["wall_s"], metrics=json.loads(r["metrics"] or "{}"), curves=json.loads(r["curves"] or "[]"),
         )
+
+    # -- rungs ---------------------------------------------------------------------------------------------
+
+    def add_rung(self, r: RungRecord) -> None:
+        now = time.time()
+        with self.tx():
+            self.db.execute(
+                "INSERT OR REPLACE INTO rungs(trial_id, candidate_id, round, rung, steps, steps_trained, state, n,"
+                " accuracy, extraction_rate, flex_accuracy, item_ids, correct, decision, reason, wall_s, created,"
+                " updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (r.trial_id, r.candidate_id, r.round, r.rung, r.steps, r.steps_trained, r.state, r.n, r.accuracy,
+                 r.extraction_rate, r.flex_accuracy, json.dumps(r.item_ids), json.dumps(r.correct), r.decision,
+                 r.reason, r.wall_s, now, now),
+            )
+
+    def decide_rungs(self, decisions: list[tuple[str, int, str, str]]) -> None:
+        """`(trial_id, rung, decision, reason)` rows, in one transaction: a rung is decided whole or not at all."""
+        with self.tx():
+            for tid, rung, decision, reason in decisions:
+                self.db.execute("UPDATE rungs SET decision=?, reason=?, updated=? WHERE trial_id=? AND rung=?",
+                                (decision, reason, time.time(), tid, rung))
+
+    def rungs(self, trial_id: str | None = None, round: int | None = None) -> list[RungRecord]:
+        q, args = "SELECT * FROM rungs WHERE 1=1", []
+        if trial_id is not None:
+            q, args = q + " AND trial_id=?", [*args, trial_id]
+        if round is not None:
+            q, args = q + " AND round=?", [*args, round]
+        return [
+            RungRecord(
+                trial_id=r["trial_id"], candidate_id=r["candidate_id"], round=r["round"], rung=r["rung"],
+                steps=r["steps"], state=r["state"], steps_trained=r["steps_trained"],
+                item_ids=json.loads(r["item_ids"]), correct=json.loads(r["correct"]), accuracy=r["accuracy"],
+                extraction_rate=r["extraction_rate"], flex_accuracy=r["flex_accuracy"], decision=r["decision"],
+                reason=r["reason"], wall_s=r["wall_s"],
+            )
+            for r in self.db.execute(q + " ORDER BY round, trial_id, rung", args).fetchall()
+        ]
 
     # -- evals ---------------------------------------------------------------------------------------------
 

@@ -68,12 +68,16 @@ class LocalExecutor:
     def run(
         self,
         jobs: list[Job],
-        on_done: Callable[[Job, Outcome], None],
+        on_done: Callable[[Job, Outcome], list[Job] | None],
         on_start: Callable[[Job], None] | None = None,
         poll_s: float = 0.5,
         on_poll: Callable[[list[Job]], None] | None = None,
     ) -> None:
-        """Run `jobs`, at most `slots` at once; `on_poll(running_jobs)` is called every `poll_s` (progress)."""
+        """Run `jobs`, at most `slots` at once; `on_poll(running_jobs)` is called every `poll_s` (progress).
+
+        `on_done` may return more jobs, queued behind the pending ones: successive halving starts a rung's promoted
+        trials as soon as the rung is decided, while longer jobs (the baseline) keep their slots.
+        """
         pending = list(jobs)
         running: dict[str, tuple[Job, subprocess.Popen, float, object]] = {}
         try:
@@ -104,7 +108,8 @@ class LocalExecutor:
                         continue
                     log.close()  # type: ignore[attr-defined]
                     del running[tid]
-                    on_done(job, Outcome(returncode=rc, wall_s=time.time() - t0, timed_out=timed_out))
+                    more = on_done(job, Outcome(returncode=rc, wall_s=time.time() - t0, timed_out=timed_out))
+                    pending.extend(more or [])
         finally:
             for _job, proc, _t0, log in running.values():
                 _kill_group(proc)

@@ -195,7 +195,7 @@ class PromptBuilder:
             {"name": self._clean(h.spec.name), "round": h.spec.round, "state": h.state,
              "reason": self._clean(h.reason or "no reason recorded")}
             for h in sorted(ctx.history, key=lambda h: h.spec.round)
-            if h.state in ("rejected", "failed", "quarantined")
+            if h.state in ("rejected", "failed", "quarantined", "dropped")
         ]
         return _Parts(samples, [self._entry(h) for h in top], [self._entry(h) for h in bottom], failures)
 

@@ -72,6 +72,35 @@ def shift_markdown(status: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def screening_markdown(status: dict[str, Any], screening: dict[str, Any]) -> str:
+    """Per candidate: steps trained, the rung reached and why it stopped; what halving and the pre-screen saved."""
+    s = screening
+    lines = ["## Successive halving and pre-screen", "",
+             f"Rungs {s['rungs']} (steps), keep {s['keep']}, promotion within noise "
+             f"{'on' if s['keep_within_noise'] else 'off'}; rungs before the last evaluate the first "
+             f"{s['rung_dev_size']} dev items. Candidate trials trained {s['steps_trained']} optimizer steps of the "
+             f"{s['steps_full_budget']} a full budget for each would have taken.", "",
+             "| name | state | steps | rung | why it stopped |", "| --- | --- | ---: | ---: | --- |"]
+    for r in status["candidates"]:
+        if r.get("rung") is None:
+            continue
+        lines.append(f"| `{r['name']}` | {r['state']} | {r['steps'] if r['steps'] is not None else '-'} | "
+                     f"{r['rung']}/{r['rungs_total']} | {(r['stopped'] or '-')[:200]} |")
+    p = s["prescreen"]
+    lines += [""]
+    if not p["enabled"]:
+        lines.append("Pre-screen: off (`prescreen.enabled`).")
+    else:
+        pool = p["pool"] or {}
+        saved = f"{p['est_saved_s']:.0f} s" if p["est_saved_s"] is not None else "-"
+        lines.append(f"Pre-screen: pool of {pool.get('groups', '?')} prompts x {pool.get('samples', '?')} base-policy "
+                     f"samples (flexible correctness {_f(pool.get('flexible_rate'))}, {pool.get('mixed_groups', '?')} "
+                     f"groups with right and wrong); {p['checked']} candidates scored, {len(p['rejected'])} rejected; "
+                     f"estimated trial time saved {saved} (rejected x mean candidate trial).")
+        lines += [f"- `{x['name']}`: {x['reason']}" for x in p["rejected"]]
+    return "\n".join(lines) + "\n"
+
+
 def _ci(pair: list[float] | None) -> str:
     return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else "-"
 
@@ -87,6 +116,8 @@ def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str
                   "inflated.", ""]
     lines.append(leaderboard_markdown(results["status"]).rstrip("\n"))
     lines += ["", shift_markdown(results["status"]).rstrip("\n")]
+    if results["cost"].get("screening"):
+        lines += ["", screening_markdown(results["status"], results["cost"]["screening"]).rstrip("\n")]
     w = results.get("winner")
     lines += ["", "## Verdict", ""]
     if not w:

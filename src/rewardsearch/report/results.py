@@ -306,6 +306,41 @@ def _questions(cfg: Config, split: str) -> dict[str, tuple[str, str]]:
         return {"_error": (str(exc), "")}
 
 
+def _screening(store: Store, cfg: Config) -> dict[str, Any]:
+    """What successive halving and the pre-screen spent and saved (`screen/halving.py`, `screen/prescreen.py`).
+
+    `steps_trained` sums the optimizer steps of the search's candidate trials; `steps_full_budget` is what the same
+    trials would have trained without halving (each `screen.steps`). The pre-screen's saving is an estimate: each
+    candidate it rejected counted at the mean process time of the candidate trials that did run (all their rungs).
+    """
+    cands = [t for t in store.trials("candidate") if t.round > 0 and t.id.endswith(f"-s{cfg.seed}")
+             and store.rungs(trial_id=t.id)]
+    steps = sum(int(t.metrics.get("steps") or 0) for t in cands)
+    rungs = store.rungs()
+    by_rung: dict[int, dict[str, Any]] = {}
+    for x in rungs:
+        b = by_rung.setdefault(x.rung, {"rung": x.rung, "steps": x.steps, "trials": 0, "job_s": 0.0, "decisions": {}})
+        b["trials"] += 1
+        b["job_s"] += x.wall_s or 0.0
+        b["decisions"][x.decision or "pending"] = b["decisions"].get(x.decision or "pending", 0) + 1
+    checks = [(c, ch) for c in store.candidates() for ch in store.checks(c["id"]) if ch["stage"] == "prescreen"]
+    rejected = [{"name": c["name"], "reason": ch["reason"], "stats": ch["details"]} for c, ch in checks if not ch["ok"]]
+    per_trial = [t.metrics.get("job_wall_s") or 0.0 for t in cands]
+    mean_trial = sum(per_trial) / len(per_trial) if per_trial else None
+    return {
+        "rungs": cfg.screen.schedule(), "keep": cfg.screen.keep, "keep_within_noise": cfg.screen.keep_within_noise,
+        "rung_dev_size": cfg.screen.rung_dev_size or cfg.eval.dev_size,
+        "candidate_trials": len(cands), "steps_trained": steps, "steps_full_budget": len(cands) * cfg.screen.steps,
+        "by_rung": [by_rung[k] for k in sorted(by_rung)],
+        "early_stopped": [t.id for t in cands if (t.reason or "").startswith("early stop")],
+        "prescreen": {
+            "enabled": cfg.prescreen.enabled, "pool": store.get_meta("prescreen_pool"), "checked": len(checks),
+            "rejected": rejected, "mean_candidate_trial_s": mean_trial,
+            "est_saved_s": len(rejected) * mean_trial if mean_trial is not None else None,
+        },
+    }
+
+
 def _cost(store: Store) -> dict[str, Any]:
     by_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"trials": 0, "train_s": 0.0, "job_s": 0.0})
     devices: set[str] = set()
@@ -458,7 +493,7 @@ def build_results(run_dir: Path, store: Store) -> dict[str, Any]:
         "rounds": _rounds(rows),
         "curves": _curves(store, cfg, rows, arm_rows),
         "disagreement": _disagreement(store, cfg, winner, arm_rows, rows),
-        "cost": _cost(store),
+        "cost": {**_cost(store), "screening": _screening(store, cfg)},
         "environment": _environment(store, cfg, seeds),
     }
 

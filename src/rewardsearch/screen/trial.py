@@ -9,7 +9,9 @@ workers (`SandboxedReward`), never in this process. Outputs, all in `spec.out_di
 - `adapter/`        the trained LoRA adapter (PEFT format)
 - `hf/checkpoint-N/` the last resumable checkpoint (`screen.checkpoint_every`); a restarted trial continues from
   it with TRL's own `resume_from_checkpoint` (adapter, optimizer, scheduler, RNG and log history), and it is
-  removed once the trial is done
+  removed once the trial is done. A trial told to stop at a rung (`stop_at`, successive halving:
+  `screen/halving.py`) saves one there and keeps it: a promotion continues from it
+- `eval_dev_rung<N>.json` the dev-slice evaluation of a trial stopped at the rung of N steps
 - `train.json`      state, reason, wall time, TRL's log history (per-reward curves), LoRA movement, reward stats
 - `eval_<split>.json` per-item strict/flexible correctness and extraction for each evaluated split
 
@@ -48,6 +50,20 @@ class TrialSpec:
     # "zscore": every reward is z-scored within its GRPO group (`rewards/normalize.py`) and the base rewards share
     # one member's weight; used for reward sets (ensembles, random sets). "none": rewards are summed as returned.
     normalize: str = "none"
+    # Successive halving (`screen/halving.py`): stop at this step, keep the checkpoint, evaluate the rung's dev
+    # slice; a later run of the same directory with a higher `stop_at` continues from that checkpoint. None = train
+    # to `screen.steps` (the final rung), then the full evaluation of `eval_splits`.
+    stop_at: int | None = None
+    # Early stop of clearly dead trials (`screen/early_stop.py`, `screen.early_stop`): the search's candidate trials
+    # only; the baseline and the final stage's arms train their whole budget.
+    early_stop: bool = False
+
+    def target_steps(self, screen: ScreenConfig) -> int:
+        """The step this run trains to: its rung, or the final `screen.steps`."""
+        return min(self.stop_at, screen.steps) if self.stop_at is not None else screen.steps
+
+    def at_rung(self, screen: ScreenConfig) -> bool:
+        return self.target_steps(screen) < screen.steps
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -122,6 +138,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from rewardsearch.rewards.base import base_rewards
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
+    from rewardsearch.screen.halving import rung_callback
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
     screen = ScreenConfig.model_validate(spec.screen)
@@ -160,6 +177,9 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
             with open(out / "steps.log", "a") as fh:   # every step trained, resumed ones included: an audit trail
                 fh.write(f"{state.global_step} {time.time():.3f}\n")
             return control
+
+    at_rung = spec.at_rung(screen)
+    rung = rung_callback(spec.target_steps(screen) if at_rung else None, screen.early_stop if spec.early_stop else None)
 
     per_step = screen.prompts_per_step * screen.num_generations
     args = GRPOConfig(
@@ -204,7 +224,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         train_dataset=ds,
         processing_class=tokenizer,
         peft_config=lora_config(mcfg.lora),
-        callbacks=[StopOnQuarantine()],
+        callbacks=[StopOnQuarantine(), rung],
     )
     before = _trainable_snapshot(trainer.model)
     resume = last_checkpoint(out)
@@ -219,12 +239,11 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     wall = time.time() - t0
     movement = _lora_movement(before, trainer.model)
     quarantined = [r for r in sandboxed if r.quarantined]
+    reasons = [f"reward {r.__name__} quarantined after {r.failures} failed calls: {r.last_error}" for r in quarantined]
+    reasons += [rung.dead] if rung.dead else []
     record: dict[str, Any] = {
-        "state": "failed" if quarantined else "done",
-        "reason": (
-            "; ".join(f"reward {r.__name__} quarantined after {r.failures} failed calls: {r.last_error}"
-                      for r in quarantined) or None
-        ),
+        "state": "failed" if reasons else "done",
+        "reason": "; ".join(reasons) or None,
         "wall_s": wall,
         "steps": trainer.state.global_step,
         "device": device,
@@ -237,17 +256,24 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "env": _environment(device),
         "generation": {"backend": rollout, "fallback_reason": fallback},
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
+        # halving: the rung this run stopped at (None: the final one), and the training state at its start and at
+        # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)
+        "stop_at": spec.target_steps(screen) if at_rung else None,
+        "early_stop": rung.dead,
+        "training_state": {"start": rung.at_begin, "stop": rung.at_stop},
         "log_history": trainer.state.log_history,
     }
     if resume is not None:
         # `lora` movement is measured from the resumed weights; the whole run moved at least this much.
         record["lora"]["since_step"] = record["resumed_from_step"]
-    if not quarantined:
+    if not reasons:
         trainer.model.save_pretrained(out / "adapter")
     _atomic_write_json(out / "train.json", record)
-    import shutil
+    if not (at_rung and not reasons):
+        # done or dead: the checkpoints are not needed any more; at a rung they are what a promotion continues from
+        import shutil
 
-    shutil.rmtree(out / "hf", ignore_errors=True)   # done: the checkpoints are not needed any more
+        shutil.rmtree(out / "hf", ignore_errors=True)
     record["_model"], record["_tokenizer"] = trainer.model, tokenizer
     return record
 
@@ -276,12 +302,15 @@ def run(spec: TrialSpec) -> int:
     out.mkdir(parents=True, exist_ok=True)
     task = load_task(TaskConfig.model_validate(spec.task), spec.task_seed)
     ecfg = EvalConfig.model_validate(spec.eval)
+    screen = ScreenConfig.model_validate(spec.screen)
     train_file = out / "train.json"
     model = tokenizer = None
-    if train_file.is_file() and (out / "adapter").is_dir():
-        prior = json.loads(train_file.read_text())
-        if prior.get("state") != "done":
-            return 0
+    prior = json.loads(train_file.read_text()) if train_file.is_file() else None
+    if prior is not None and prior.get("state") != "done":
+        return 0
+    # A finished run is reused up to the step it reached; a promoted trial (a higher `stop_at`) trains on from there.
+    if prior is not None and (out / "adapter").is_dir() and (prior.get("steps") or 0) >= spec.target_steps(screen):
+        pass
     else:
         try:
             record = train(spec, task, out)
@@ -305,11 +334,23 @@ def run(spec: TrialSpec) -> int:
         dtype = pick_dtype(ModelConfig.model_validate(spec.model).dtype, device)
         model, tokenizer = load_for_eval(spec.model_dir, out / "adapter", device, dtype)
     model.eval()
+    if spec.at_rung(screen):
+        # the rung's dev slice: the first `rung_dev_size` dev items (`screen/halving.py` says why)
+        target = out / rung_eval_name(spec.target_steps(screen))
+        if not target.is_file():
+            slice_cfg = ecfg.model_copy(update={"dev_size": min(screen.rung_dev_size or ecfg.dev_size, ecfg.dev_size)})
+            _atomic_write_json(target, evaluate_split(model, tokenizer, task, "dev", slice_cfg))
+        return 0
     for split in spec.eval_splits:
         target = out / f"eval_{split}.json"
         if not target.is_file():
             _atomic_write_json(target, evaluate_split(model, tokenizer, task, split, ecfg))
     return 0
+
+
+def rung_eval_name(steps: int) -> str:
+    """The file a trial stopped at a rung of `steps` writes its dev-slice evaluation to."""
+    return f"eval_dev_rung{steps}.json"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -306,7 +306,8 @@ class FinalStage:
                     seed=seed, eval_splits=list(FINAL_SPLITS), normalize=arm.normalize,
                 )
                 if arm.meta.get("steps"):  # e.g. the paper's final top-5 at 300 steps
-                    spec = dataclasses.replace(spec, screen={**spec.screen, "steps": arm.meta["steps"]})
+                    # a final arm never stops at a search rung: its own steps are its only rung
+                    spec = dataclasses.replace(spec, screen={**spec.screen, "steps": arm.meta["steps"], "rungs": []})
                 spec.write(out_dir / "spec.json")
                 rec = store.trial(tid) or TrialRecord(
                     id=tid, kind=self._trial_kind(arm), round=self._trial_round(arm), seed=seed,

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rewardsearch.config import Config
 from rewardsearch.execute.local import Job, LocalExecutor, Outcome
 from rewardsearch.propose.base import ProposerError, RoundContext, make_proposer
+from rewardsearch.screen.halving import DROPPED, FAILED, FINAL, PROMOTED
 from rewardsearch.screen.trial import TrialSpec
 from rewardsearch.search.ranking import (
     BASE_MODEL,
@@ -32,7 +33,7 @@ from rewardsearch.search.ranking import (
     ranked,
     trial_id_for,
 )
-from rewardsearch.store import EvalRecord, Store, TrialRecord
+from rewardsearch.store import EvalRecord, RungRecord, Store, TrialRecord
 
 
 class RunLocked(RuntimeError):
@@ -70,6 +71,7 @@ class Search:
         self.cfg = cfg
         self.store = store
         self.console = console or Console(stderr=True)
+        self._pool_cache: dict[str, Any] | None = None   # the pre-screen pool, read once
 
     # -- the whole run -------------------------------------------------------------------------------------
 
@@ -123,6 +125,8 @@ class Search:
 
     def round(self, r: int) -> None:
         store, cfg = self.store, self.cfg
+        if cfg.prescreen.enabled:
+            self._ensure_pool()
         if not store.get_meta(f"proposed_round_{r}"):
             self._propose(r)
         self._check_proposed(r)
@@ -221,6 +225,10 @@ class Search:
                     "dedup", False, f"duplicate of {twin}: same scores on all {len(probe.details['scores'])} probes",
                     details={"twin": twin, "behaviour": key},
                 ))
+        if self.cfg.prescreen.enabled and all(res.ok for res in results):
+            from rewardsearch.screen.prescreen import prescreen_check
+
+            results.append(prescreen_check(spec, self._pool(), self.cfg.prescreen, self.cfg.sandbox))
         flags: list[str] = []
         for res in results:
             self.store.add_check(c["id"], res.stage, res.ok, res.reason, res.flags, res.details)
@@ -252,31 +260,36 @@ class Search:
         )
 
     def _screen(self, r: int, candidates: list[dict[str, Any]]) -> None:
+        """Train and evaluate round `r`'s candidates by successive halving (`screen/halving.py`) beside the
+        baseline (always the full budget). Without `screen.rungs` there is one rung: `screen.steps`."""
         store, cfg = self.store, self.cfg
+        schedule = cfg.screen.schedule()
         jobs: list[Job] = []
         meta: dict[str, tuple[str | None, TrialRecord]] = {}
-        entries: list[tuple[str | None, list[dict[str, Any]]]] = []
         base = store.trial(trial_id_for(None, cfg.seed))
-        if base is None or base.state == "pending":  # the first screening batch carries the baseline
-            entries.append((None, []))
         base_model_job = self._base_model_job()
         if base_model_job is not None:
             jobs.append(base_model_job)  # first: a short greedy eval, done before the trials it is compared with
+        if base is None or base.state == "pending":  # the first screening batch carries the baseline
+            meta[trial_id_for(None, cfg.seed)] = (None, self._trial_record(None, r))
+            jobs.append(self._job(trial_id_for(None, cfg.seed), None, None))
         for c in candidates:
-            entries.append((c["id"], [Store.spec_of(c).to_dict()]))
-        for cid, rewards in entries:
-            tid = trial_id_for(cid, cfg.seed)
-            out_dir = self.run_dir / "trials" / tid
-            out_dir.mkdir(parents=True, exist_ok=True)
-            spec_path = out_dir / "spec.json"
-            self._trial_spec(tid, rewards, out_dir).write(spec_path)
-            rec = store.trial(tid) or TrialRecord(
-                id=tid, kind="baseline" if cid is None else "candidate", round=0 if cid is None else r,
-                seed=cfg.seed, rewards=[cid] if cid else [], candidate_id=cid, dir=str(out_dir),
-            )
-            store.upsert_trial(rec)
-            jobs.append(Job(trial_id=tid, spec_path=spec_path, log_path=out_dir / "log.txt"))
-            meta[tid] = (cid, rec)
+            tid = trial_id_for(c["id"], cfg.seed)
+            meta[tid] = (c["id"], self._trial_record(c["id"], r))
+        cand = [tid for tid, (cid, _) in meta.items() if cid is not None]
+        running: set[str] = set()
+
+        def advance() -> list[Job]:
+            """The candidate jobs to start now; decides a rung once all its trials are in."""
+            out = []
+            for tid, k in self._rung_todo(r, cand, schedule):
+                if tid not in running:
+                    running.add(tid)
+                    out.append(self._job(tid, meta[tid][0], schedule[k] if k < len(schedule) - 1 else None))
+            return out
+
+        jobs += advance()
+        running.update(j.trial_id for j in jobs)
         if not jobs:
             return
         names = {tid: (store.candidate(cid)["name"] if cid else "baseline") for tid, (cid, _) in meta.items()}  # type: ignore[index]
@@ -286,36 +299,244 @@ class Search:
             TimeElapsedColumn(), console=self.console, transient=False,
         ) as progress:
             bar = progress.add_task("screen", total=len(jobs), round=f"{r}: trials")
-
+            total = [len(jobs)]
             steps: dict[str, TaskID] = {}
 
             def on_start(job: Job) -> None:
                 store.event("trial_started", trial=job.trial_id)
                 evaluating = job.trial_id == base_model_trial_id(cfg.seed)  # an eval has no steps to count
+                spec = TrialSpec.read(job.spec_path)
+                upto = f" to step {spec.stop_at}" if spec.stop_at else ""
                 progress.console.log(f"  {'evaluating' if evaluating else 'training'} {names[job.trial_id]} "
-                                     f"({job.trial_id})")
+                                     f"({job.trial_id}){upto}")
                 steps[job.trial_id] = progress.add_task(
-                    "trial", total=None if evaluating else cfg.screen.steps, round=f"{r}: {names[job.trial_id][:32]}"
+                    "trial", total=None if evaluating else (spec.stop_at or cfg.screen.steps),
+                    round=f"{r}: {names[job.trial_id][:32]}",
                 )
 
-            def on_poll(running: list[Job]) -> None:
-                for job in running:
+            def on_poll(running_jobs: list[Job]) -> None:
+                for job in running_jobs:
                     try:
                         p = json.loads((job.spec_path.parent / "progress.json").read_text())
                     except (OSError, ValueError):
                         continue  # not written yet (model loading) or being replaced
                     progress.update(steps[job.trial_id], completed=p.get("step", 0))
 
-            def on_done(job: Job, outcome: Outcome) -> None:
+            def on_done(job: Job, outcome: Outcome) -> list[Job]:
+                running.discard(job.trial_id)
+                more: list[Job] = []
                 if job.trial_id == base_model_trial_id(cfg.seed):
                     self._collect_base_model(job, outcome)
                 else:
                     cid, rec = meta[job.trial_id]
-                    self._collect(job, outcome, cid, rec)
+                    spec = TrialSpec.read(job.spec_path)
+                    if spec.stop_at is None:
+                        self._collect(job, outcome, cid, rec)
+                    else:
+                        self._collect_rung(job, outcome, cid, rec, spec.stop_at)
+                    self._record_final_rung(r, rec, schedule)
+                    more = advance()
                 progress.remove_task(steps.pop(job.trial_id))
                 progress.advance(bar)
+                total[0] += len(more)
+                progress.update(bar, total=total[0])
+                return more
 
             LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start, on_poll=on_poll)
+
+    def _trial_record(self, cid: str | None, r: int) -> TrialRecord:
+        tid = trial_id_for(cid, self.cfg.seed)
+        rec = self.store.trial(tid) or TrialRecord(
+            id=tid, kind="baseline" if cid is None else "candidate", round=0 if cid is None else r,
+            seed=self.cfg.seed, rewards=[cid] if cid else [], candidate_id=cid,
+            dir=str(self.run_dir / "trials" / tid),
+        )
+        self.store.upsert_trial(rec)
+        return rec
+
+    def _job(self, tid: str, cid: str | None, stop_at: int | None) -> Job:
+        """The job that trains trial `tid` to `stop_at` (None: the final rung, then the full dev evaluation)."""
+        out_dir = self.run_dir / "trials" / tid
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec_path = out_dir / "spec.json"
+        rewards = [Store.spec_of(self.store.candidate(cid)).to_dict()] if cid else []  # type: ignore[arg-type]
+        spec = self._trial_spec(tid, rewards, out_dir)
+        spec.stop_at, spec.early_stop = stop_at, cid is not None
+        spec.write(spec_path)
+        return Job(trial_id=tid, spec_path=spec_path, log_path=out_dir / "log.txt")
+
+    def _rung_todo(self, r: int, tids: list[str], schedule: list[int]) -> list[tuple[str, int]]:
+        """`(trial, rung index)` pairs to train now. Deciding a rung when all of its trials are in is part of it:
+        the round moves rung by rung, so the store alone says where a resumed round stands."""
+        last = len(schedule) - 1
+        while True:
+            rows: dict[str, dict[int, RungRecord]] = {t: {} for t in tids}
+            for row in self.store.rungs(round=r):
+                if row.trial_id in rows:
+                    rows[row.trial_id][row.rung - 1] = row
+            level = None
+            for k in range(len(schedule)):
+                alive = [t for t in tids if k == 0 or (rows[t].get(k - 1) and rows[t][k - 1].decision == PROMOTED)]
+                if any(k not in rows[t] or rows[t][k].decision is None for t in alive):
+                    level = k
+                    break
+            if level is None:
+                return []
+            todo = [(t, level) for t in alive if level not in rows[t]]
+            if todo or level == last:
+                return todo
+            self._decide_rung(r, level, [rows[t][level] for t in alive], schedule)
+
+    def _decide_rung(self, r: int, k: int, results: list[RungRecord], schedule: list[int]) -> None:
+        """Promote or drop the round's trials that trained to rung `k` (0-based); checkpoints of the dropped go."""
+        from rewardsearch.evaluate.stats import BootstrapSettings
+        from rewardsearch.screen.halving import RungResult, promote, remove_checkpoints
+
+        cfg, store = self.cfg, self.store
+        ok = [x for x in results if x.state == "ok"]
+        settings = BootstrapSettings(cfg.stats.bootstrap_resamples, cfg.stats.confidence, cfg.seed)
+        decided = promote(
+            [RungResult(x.trial_id, x.item_ids, x.correct, x.accuracy or 0.0, x.extraction_rate or 0.0,
+                        x.flex_accuracy or 0.0, r) for x in ok],
+            cfg.screen.keep_at(k), cfg.screen.keep_within_noise, cfg.stats.alpha, settings,
+        )
+        store.decide_rungs([(tid, k + 1, what, why) for tid, (what, why) in decided.items()])
+        where = f"rung {k + 1}/{len(schedule)} ({schedule[k]} steps, {ok[0].n if ok else 0} dev items)"
+        for tid, (what, why) in decided.items():
+            row = next(x for x in ok if x.trial_id == tid)
+            if what == DROPPED:
+                remove_checkpoints(self.run_dir / "trials" / tid)
+                rec = store.trial(tid)
+                if rec is not None:
+                    rec.state, rec.reason = "dropped", f"dropped at {where}: {why}"
+                    store.upsert_trial(rec)
+                if row.candidate_id:
+                    store.set_candidate_state(row.candidate_id, "dropped", f"dropped at {where}: {why}")
+            name = store.candidate(row.candidate_id)["name"] if row.candidate_id else tid  # type: ignore[index]
+            self.console.log(f"  {where}: {what} {name}: {why}")
+        store.event("rung_decided", round=r, rung=k + 1, steps=schedule[k],
+                    promoted=[t for t, (w, _) in decided.items() if w == PROMOTED],
+                    dropped=[t for t, (w, _) in decided.items() if w == DROPPED])
+
+    def _collect_rung(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord, stop_at: int) -> None:
+        """A trial stopped at a rung below the last: its dev-slice result becomes a rung row awaiting the decision."""
+        from rewardsearch.screen.trial import rung_eval_name
+
+        store, schedule = self.store, self.cfg.screen.schedule()
+        out = job.spec_path.parent
+        train = json.loads((out / "train.json").read_text()) if (out / "train.json").is_file() else None
+        eval_file = out / rung_eval_name(stop_at)
+        k = schedule.index(stop_at)
+        self._add_trial_time(rec, outcome, train)
+        row = RungRecord(trial_id=rec.id, candidate_id=cid, round=rec.round, rung=k + 1, steps=stop_at,
+                         state="ok", steps_trained=(train or {}).get("steps"), wall_s=outcome.wall_s)
+        if train is not None and train.get("state") == "done" and eval_file.is_file():
+            ev = json.loads(eval_file.read_text())
+            row.item_ids, row.correct, row.accuracy = ev["item_ids"], ev["correct"], ev["accuracy"]
+            row.extraction_rate, row.flex_accuracy = ev["extraction_rate"], ev["flex_accuracy"]
+            rec.curves = train.get("log_history", [])
+            store.upsert_trial(rec)
+            store.add_rung(row)
+            self.console.log(f"  {self._label(cid)}: rung {k + 1} ({stop_at} steps) dev-slice acc {ev['accuracy']:.3f} "
+                             f"on {len(row.item_ids)} items ({outcome.wall_s:.0f}s)")
+            return
+        if train is None or train.get("state") == "done":
+            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
+            reason = f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
+        else:
+            reason = train.get("reason")
+        self._fail_trial(rec, cid, reason, train)
+        row.state, row.decision, row.reason = "failed", FAILED, reason
+        store.add_rung(row)
+
+    def _record_final_rung(self, r: int, rec: TrialRecord, schedule: list[int]) -> None:
+        """The rung row of a trial that trained to the last rung (or failed on the way there, after `_collect`)."""
+        rec = self.store.trial(rec.id) or rec
+        have = {x.rung for x in self.store.rungs(trial_id=rec.id)}
+        k = len(schedule)
+        if rec.state == "pending" or k in have or (rec.state == "failed" and any(
+                x.decision == FAILED for x in self.store.rungs(trial_id=rec.id))):
+            return
+        ev = self.store.eval(rec.id, "dev")
+        row = RungRecord(trial_id=rec.id, candidate_id=rec.candidate_id, round=r, rung=k, steps=schedule[-1],
+                         state="ok" if rec.state == "done" else "failed", steps_trained=rec.metrics.get("steps"),
+                         decision=FINAL if rec.state == "done" else FAILED,
+                         reason="trained the full budget" if rec.state == "done" else rec.reason,
+                         wall_s=rec.metrics.get("last_job_wall_s"))
+        if ev is not None:
+            row.item_ids, row.correct, row.accuracy = ev.item_ids, ev.correct, ev.accuracy
+            row.extraction_rate, row.flex_accuracy = ev.extraction_rate, ev.flex_accuracy
+        self.store.add_rung(row)
+
+    def _add_trial_time(self, rec: TrialRecord, outcome: Outcome, train: dict[str, Any] | None) -> None:
+        """Add one job's time and the training facts to the trial: a halved trial runs as one job per rung."""
+        m = rec.metrics
+        m["job_wall_s"] = (m.get("job_wall_s") or 0.0) + outcome.wall_s
+        m["last_job_wall_s"] = outcome.wall_s
+        rec.wall_s = (rec.wall_s or 0.0) + ((train or {}).get("wall_s") or 0.0)
+        if train is not None:
+            for k in ("steps", "device", "dtype", "lora", "reward_stats"):
+                m[k] = train.get(k)
+            # per job: where training started and where it stopped (a promotion's start equals its rung's stop)
+            m["training_states"] = [*(m.get("training_states") or []),
+                                    {"steps": train.get("steps"), "resumed_from_step": train.get("resumed_from_step"),
+                                     **(train.get("training_state") or {})}]
+
+    def _fail_trial(self, rec: TrialRecord, cid: str | None, reason: str | None, train: dict[str, Any] | None) -> None:
+        from rewardsearch.screen.halving import remove_checkpoints
+
+        rec.state, rec.reason = "failed", reason
+        if train is not None:
+            rec.curves = train.get("log_history", rec.curves)
+        self.store.upsert_trial(rec)
+        remove_checkpoints(Path(rec.dir or self.run_dir / "trials" / rec.id))
+        if cid:
+            quarantined = bool(reason and "quarantined" in reason)
+            self.store.set_candidate_state(cid, "quarantined" if quarantined else "failed", reason)
+        self.store.event("trial_failed", trial=rec.id, reason=reason)
+        self.console.log(f"  {self._label(cid)}: FAILED {reason}")
+
+    def _label(self, cid: str | None) -> str:
+        return self.store.candidate(cid)["name"] if cid else "baseline"  # type: ignore[index]
+
+    def _ensure_pool(self) -> None:
+        """Sample the pre-screen's pool once per run (`screen/prescreen.py`), as an executor job: it uses the model."""
+        from rewardsearch.screen.prescreen import POOL_FILE, PoolSpec
+
+        out = self.run_dir / "prescreen"
+        if (out / POOL_FILE).is_file():
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        PoolSpec(out_dir=str(out), model_dir=str(self.model_dir), seed=cfg.seed, task_seed=cfg.seed,
+                 task=cfg.task.model_dump(mode="json"), model=cfg.model.model_dump(mode="json"),
+                 screen=cfg.screen.model_dump(mode="json"),
+                 prescreen=cfg.prescreen.model_dump(mode="json")).write(out / "spec.json")
+        job = Job(trial_id="prescreen-pool", spec_path=out / "spec.json", log_path=out / "log.txt",
+                  module="rewardsearch.screen.prescreen")
+        result: list[Outcome] = []
+        self.console.log(f"pre-screen: sampling {cfg.prescreen.prompts} x {cfg.prescreen.samples} base-policy "
+                         "completions on train prompts")
+        LocalExecutor(cfg.executor).run([job], on_done=lambda _j, o: result.append(o))  # type: ignore[func-returns-value]
+        if not (out / POOL_FILE).is_file():
+            o = result[0]
+            why = "timed out" if o.timed_out else f"exit code {o.returncode}"
+            raise RuntimeError(f"pre-screen pool job {why}: {o.tail(job.log_path, 300).strip()} "
+                               "(prescreen.enabled=false runs without it)")
+        pool = self._pool()
+        stats = {k: pool[k] for k in ("wall_s", "device", "samples", "strict_rate", "flexible_rate", "mixed_groups")}
+        stats.update(groups=len(pool["groups"]), job_wall_s=result[0].wall_s)
+        self.store.set_meta("prescreen_pool", stats)
+        self.store.event("prescreen_pool", **stats)
+        self.console.log(f"pre-screen pool: {stats['groups']} groups, flexible correctness {stats['flexible_rate']:.3f}, "
+                         f"{stats['mixed_groups']} groups with right and wrong ({result[0].wall_s:.0f}s)")
+
+    def _pool(self) -> dict[str, Any]:
+        from rewardsearch.screen.prescreen import POOL_FILE
+
+        if self._pool_cache is None:
+            self._pool_cache = json.loads((self.run_dir / "prescreen" / POOL_FILE).read_text())
+        return self._pool_cache
 
     def _base_model_job(self) -> Job | None:
         """The base model's dev evaluation (`screen/base_eval.py`) while the run has none: the first screening batch
@@ -355,37 +576,29 @@ class Search:
         store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
 
     def _collect(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord) -> None:
-        """Read a finished trial's files into the store: trial, dev eval, candidate state."""
+        """Read a trial that trained to the last rung into the store: trial, dev eval, candidate state."""
         store = self.store
         out = job.spec_path.parent
         train_file = out / "train.json"
         train = json.loads(train_file.read_text()) if train_file.is_file() else None
+        self._add_trial_time(rec, outcome, train)
         if train is None or (train.get("state") == "done" and not (out / "eval_dev.json").is_file()):
             why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
-            rec.state, rec.reason = "failed", f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
-        else:
-            rec.state = "done" if train["state"] == "done" else "failed"
-            rec.reason = train.get("reason")
-            rec.wall_s = train.get("wall_s")
-            rec.curves = train.get("log_history", [])
-            rec.metrics = {k: train.get(k) for k in ("steps", "device", "dtype", "lora", "reward_stats")}
-        rec.metrics["job_wall_s"] = outcome.wall_s
+            self._fail_trial(rec, cid, f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}", train)
+            return
+        if train["state"] != "done":
+            self._fail_trial(rec, cid, train.get("reason"), train)
+            return
+        rec.state, rec.reason = "done", None
+        rec.curves = train.get("log_history", [])
         store.upsert_trial(rec)
-        label = store.candidate(cid)["name"] if cid else "baseline"  # type: ignore[index]
-        if rec.state == "done":
-            d = json.loads((out / "eval_dev.json").read_text())
-            ev = EvalRecord.from_trial(rec.id, "dev", d)
-            store.add_eval(ev)
-            if cid:
-                store.set_candidate_state(cid, "evaluated")
-            store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=outcome.wall_s)
-            self.console.log(
-                f"  {label}: dev acc {ev.accuracy:.3f} [{ev.ci95[0]:.3f}, {ev.ci95[1]:.3f}] "
-                f"extraction {ev.extraction_rate:.2f} ({outcome.wall_s:.0f}s)"
-            )
-        else:
-            if cid:
-                quarantined = bool(rec.reason and "quarantined" in rec.reason)
-                store.set_candidate_state(cid, "quarantined" if quarantined else "failed", rec.reason)
-            store.event("trial_failed", trial=rec.id, reason=rec.reason)
-            self.console.log(f"  {label}: FAILED {rec.reason}")
+        d = json.loads((out / "eval_dev.json").read_text())
+        ev = EvalRecord.from_trial(rec.id, "dev", d)
+        store.add_eval(ev)
+        if cid:
+            store.set_candidate_state(cid, "evaluated")
+        store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=outcome.wall_s)
+        self.console.log(
+            f"  {self._label(cid)}: dev acc {ev.accuracy:.3f} [{ev.ci95[0]:.3f}, {ev.ci95[1]:.3f}] "
+            f"extraction {ev.extraction_rate:.2f} ({outcome.wall_s:.0f}s)"
+        )

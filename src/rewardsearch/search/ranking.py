@@ -71,6 +71,37 @@ def _hacking(base: EvalRecord | None, store: Store, t: TrialRecord | None) -> tu
     return hacking_flags(base, after, t.curves), trial_shift(base, after, t.curves)
 
 
+def rung_summary(store: Store, t: TrialRecord | None) -> dict[str, Any]:
+    """How far a trial got under successive halving: `steps` trained, `rung` reached (1-based, of `rungs_total`),
+    `stopped` (why it stopped there, one line) and the per-rung results. Empty values before it trained."""
+    total = len(_schedule(store))
+    rows = store.rungs(trial_id=t.id) if t is not None else []
+    steps = t.metrics.get("steps") if t is not None else None
+    if not rows:
+        return {"steps": steps, "rung": None, "rungs_total": total, "stopped": None, "rungs": []}
+    top = rows[-1]
+    why = {
+        "final": f"trained the full budget ({top.steps} steps)",
+        "promoted": f"promoted from rung {top.rung} ({top.steps} steps)",
+        "dropped": f"dropped at rung {top.rung}/{total} ({top.steps} steps)",
+        "failed": f"failed at rung {top.rung}/{total}",
+    }.get(top.decision or "", f"at rung {top.rung}/{total} ({top.steps} steps), awaiting the rung's decision")
+    if top.decision in ("dropped", "failed") and top.reason:
+        why += f": {top.reason}"
+    return {
+        "steps": top.steps_trained if top.steps_trained is not None else steps, "rung": top.rung, "rungs_total": total,
+        "stopped": why,
+        "rungs": [{"rung": x.rung, "steps": x.steps, "steps_trained": x.steps_trained, "state": x.state,
+                   "n": x.n, "accuracy": x.accuracy, "decision": x.decision, "reason": x.reason, "wall_s": x.wall_s}
+                  for x in rows],
+    }
+
+
+def _schedule(store: Store) -> list[int]:
+    screen = (store.get_meta("config") or {}).get("screen") or {}
+    return list(screen.get("rungs") or []) or [screen.get("steps", 0)]
+
+
 def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
     if t is None:
         return None
@@ -99,7 +130,7 @@ def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
         "id": BASELINE, "name": "base rewards only", "round": 0, "origin": BASELINE,
         "state": _baseline_state(base), "reason": base.reason if base else None, "flags": hack,
         "dev": _eval_obj(store, base, "dev"), "test": _eval_obj(store, base, "test"), "trial": _trial_obj(base),
-        "shift": shift,
+        "shift": shift, **rung_summary(store, base),
     })
     for c in store.candidates():
         t = store.trial(trial_id_for(c["id"], seed))
@@ -108,7 +139,7 @@ def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
             "id": c["id"], "name": c["name"], "round": c["round"], "origin": c["origin"], "state": c["state"],
             "reason": c["reason"], "flags": c["flags"] + hack, "description": c["description"],
             "dev": _eval_obj(store, t, "dev"), "test": _eval_obj(store, t, "test"), "trial": _trial_obj(t),
-            "shift": shift,
+            "shift": shift, **rung_summary(store, t),
         })
     return rows
 
@@ -167,7 +198,8 @@ def feedback_record(store: Store, seed: int, round: int, top: int, bottom: int) 
         t = store.trial(trial_id_for(r["id"], seed)) if r["origin"] != BASELINE else None
         return {
             "id": r["id"], "name": r["name"], "round": r["round"], "dev": r["dev"], "flags": r["flags"],
-            "curves": curve_summary(t.curves) if t else {}, "shift": r["shift"],
+            "curves": curve_summary(t.curves) if t else {}, "shift": r["shift"], "steps": r["steps"],
+            "rung": r["rung"], "stopped": r["stopped"],
         }
 
     bottom_rows = [r for r in order[::-1] if r not in order[:top]][:bottom]
@@ -178,8 +210,9 @@ def feedback_record(store: Store, seed: int, round: int, top: int, bottom: int) 
         "top": [brief(r) for r in order[:top]],
         "bottom": [brief(r) for r in bottom_rows],
         "failures": [
-            {"id": r["id"], "name": r["name"], "state": r["state"], "reason": r["reason"]}
+            {"id": r["id"], "name": r["name"], "state": r["state"], "reason": r["reason"], "steps": r["steps"],
+             "rung": r["rung"]}
             for r in rows
-            if r["state"] in ("rejected", "failed", "quarantined")
+            if r["state"] in ("rejected", "failed", "quarantined", "dropped")
         ],
     }
