@@ -185,6 +185,12 @@ class ProposerConfig(_Section):
         description="llm: prompt size budget in characters (about 4 per token); feedback is trimmed to fit",
     )
     samples: int = Field(3, ge=0, description="llm: training problems shown in the prompt")
+    prompt_style: Literal["auto", "full", "compact"] = Field(
+        "auto",
+        description="llm: full = the contract, base rewards' source and every result; compact = a short prompt with "
+        "one worked example that a 0.5-1.5B coder model can follow; auto = compact when proposer.serve runs the "
+        "model, full otherwise",
+    )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
     )

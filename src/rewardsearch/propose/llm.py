@@ -291,6 +291,10 @@ class LLMProposer:
                 name=c.name, source=c.code, description=c.description, origin=self.name, round=ctx.round,
                 entrypoint=c.entrypoint, meta={"model": self.cfg.model, **answer.meta.get("spec_meta", {})},
             )
+            if spec.id in self.prompts.shown_ids:
+                why = f"duplicate of the prompt's example {spec.id} (same normalized source)"
+                dropped.append({"index": c.index, "name": c.name, "reason": why})
+                continue
             if spec.id in taken:
                 why = f"duplicate of {spec.id} (same normalized source)"
                 dropped.append({"index": c.index, "name": c.name, "reason": why})

@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import ProposerNotAvailable
+from rewardsearch.propose.prompt import resolved_style
 
 INSTALL_HINT = "pip install 'llama-cpp-python[server]==0.3.*' (or pip install 'rewardsearch[llamacpp]')"
 _STOP_GRACE_S = 10.0
@@ -206,5 +207,7 @@ def serving(cfg: ProposerConfig, log_path: Path | None = None,
             on_start({"serve": cfg.serve, "model": cfg.model, "gguf": str(gguf), "bytes": gguf.stat().st_size,
                       "n_ctx": server.n_ctx, "threads": server.threads, "load_s": round(server.load_s or 0.0, 2),
                       "llama_cpp_python": _llama_cpp_version(), "base_url": server.base_url})
-        yield cfg.model_copy(update={"serve": "off", "base_url": server.base_url})
+        # prompt_style is resolved here because the copy no longer says that the model is served
+        yield cfg.model_copy(update={"serve": "off", "base_url": server.base_url,
+                                     "prompt_style": resolved_style(cfg)})
 
