@@ -41,6 +41,8 @@ INSTALL_HINT = "pip install 'llama-cpp-python[server]==0.3.*' (or pip install 'r
 _STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
+# the server is on 127.0.0.1: an http_proxy in the environment must not route the readiness probe elsewhere
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ServeError(ProposerNotAvailable):
@@ -135,7 +137,7 @@ class LlamaServer:
             if code is not None:
                 raise self._fail(f"exited with code {code} before answering")
             try:
-                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as resp:
+                with _LOCAL.open(f"{self.base_url}/models", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, OSError, ValueError):
