@@ -84,6 +84,28 @@ def test_a_server_that_never_answers_times_out_and_is_killed(tmp_path: Path) -> 
     assert s.proc is None  # stopped, and the handle dropped
 
 
+_DIES_ON_FIRST_TOKEN = """
+import os, signal, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def do_POST(self):
+        os.kill(os.getpid(), signal.SIGILL)  # what an AMX instruction does in a VM that does not enable AMX
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_a_build_that_dies_on_its_first_token_is_caught_at_start_with_the_rebuild_command(tmp_path: Path) -> None:
+    s = _server(tmp_path, command=[], start_timeout_s=30)
+    s.command = [sys.executable, "-c", _DIES_ON_FIRST_TOKEN, str(s.port)]
+    with pytest.raises(ServeError) as err:
+        s.start()
+    msg = str(err.value)
+    assert "SIGILL" in msg and "-DGGML_NATIVE=OFF" in msg and "\n" not in msg
+    assert s.proc is None
+
+
 _CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})

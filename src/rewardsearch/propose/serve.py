@@ -13,6 +13,10 @@ Linux `PR_SET_PDEATHSIG`, which has the kernel send SIGTERM to the server when t
 even by SIGKILL. The server runs in its own session, so a Ctrl-C in the terminal reaches only the run, which then
 stops it in order. Its output goes to `log_path`; a server that exits or does not answer in time is a one-line
 `ServeError` carrying the log's last line.
+
+Ready means it has generated a token, not only that it listens: a llama.cpp built with `-march=native` on a host
+whose CPU advertises AMX that the VM does not enable (this project's CPU machines) loads the model and listens
+fine, then dies of SIGILL on the first token. That is caught at start and named, with the rebuild command.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -38,6 +43,8 @@ from rewardsearch.propose.base import ProposerNotAvailable
 from rewardsearch.propose.prompt import resolved_style
 
 INSTALL_HINT = "pip install 'llama-cpp-python[server]==0.3.*' (or pip install 'rewardsearch[llamacpp]')"
+REBUILD_HINT = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" pip install '
+                "--force-reinstall --no-cache-dir --no-deps 'llama-cpp-python[server]==0.3.*'")
 _STOP_GRACE_S = 10.0
 _POLL_S = 0.25
 _PR_SET_PDEATHSIG = 1
@@ -124,6 +131,7 @@ class LlamaServer:
         atexit.register(self.stop)
         try:
             self._wait_ready(t0)
+            self._first_token()
         except BaseException:
             self.stop()  # a failed or interrupted start leaves nothing running
             raise
@@ -145,6 +153,27 @@ class LlamaServer:
             if time.monotonic() - t0 > self.start_timeout_s:
                 raise self._fail(f"did not answer within proposer.serve_start_timeout_s={self.start_timeout_s:g}s")
             time.sleep(_POLL_S)
+
+    def _first_token(self) -> None:
+        """One 1-token completion: a build that cannot run here dies on its first generation, not at start."""
+        assert self.proc is not None
+        body = json.dumps({"model": self.alias, "messages": [{"role": "user", "content": "hi"}],
+                           "max_tokens": 1}).encode()
+        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with _LOCAL.open(req, timeout=self.start_timeout_s):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise self._fail(f"its first completion failed ({exc})") from None
+        if code == -signal.SIGILL:
+            raise self._fail(f"died of SIGILL (illegal instruction) on its first completion: llama-cpp-python was "
+                             f"built for CPU features this machine does not enable (AMX inside a VM is the usual "
+                             f"one); rebuild it: {REBUILD_HINT}") from None
+        raise self._fail(f"exited with code {code} on its first completion") from None
 
     def stop(self) -> None:
         """Idempotent: SIGTERM, wait, SIGKILL."""
