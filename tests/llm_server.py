@@ -69,6 +69,17 @@ class FakeLLM:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                # `/v1/models`: what a served model's readiness probe asks (`propose/serve.py`)
+                found = self.path.rstrip("/").endswith("/models")
+                payload = json.dumps({"object": "list", "data": [{"id": "fake", "object": "model"}]}).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload) if found else 0))
+                self.end_headers()
+                if found:
+                    self.wfile.write(payload)
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -190,6 +190,57 @@ def test_an_endpoint_rejecting_json_schema_is_asked_again_without_it(tmp_path: P
     assert [c["status"] for c in store.proposer_calls()] == ["fallback", "ok", "ok"]
 
 
+# llama-cpp-python 0.3.x's server: a json_schema response_format is a validation error it answers with HTTP 500
+_LLAMA_500 = ("[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be "
+              "'text' or 'json_object'\", 'input': 'json_schema'}]")
+
+
+def test_a_500_that_names_response_format_steps_down_at_once_without_a_retry(tmp_path: Path) -> None:
+    store = Store.in_dir(tmp_path)
+    script = [status(500, message=_LLAMA_500), ok(answer_json(POOL[:1]))]
+    with FakeLLM(script) as llm:
+        specs = LLMProposer(_cfg(llm.url, max_retries=0), store=store).propose(_ctx(), 1)  # no retry to spend
+        sent = [r["body"].get("response_format") for r in llm.requests]
+    assert [s.name for s in specs] == ["last_number_match"]
+    assert sent[0]["type"] == "json_schema"
+    # one step down: the schema is still sent, in the json_object form that llama.cpp compiles to a grammar
+    assert sent[1]["type"] == "json_object" and sent[1]["schema"]["required"] == ["candidates"]
+    calls = store.proposer_calls()
+    assert [c["status"] for c in calls] == ["fallback", "ok"] and "HTTP 500" in calls[0]["error"]
+    assert calls[1]["meta"]["json_mode"] == "grammar"
+
+
+def test_a_500_about_something_else_is_still_retried_not_stepped_down(tmp_path: Path) -> None:
+    store = Store.in_dir(tmp_path)
+    with FakeLLM([status(500, message="CUDA out of memory"), ok(answer_json(POOL[:1]))]) as llm:
+        LLMProposer(_cfg(llm.url), store=store).propose(_ctx(), 1)
+        sent = [r["body"]["response_format"]["type"] for r in llm.requests]
+    assert sent == ["json_schema", "json_schema"]
+    assert [c["status"] for c in store.proposer_calls()] == ["retry", "ok"]
+
+
+def test_a_429_naming_response_format_waits_instead_of_stepping_down(tmp_path: Path) -> None:
+    store = Store.in_dir(tmp_path)
+    with FakeLLM([status(429, message="rate limit for response_format requests"), ok(answer_json(POOL[:1]))]) as llm:
+        LLMProposer(_cfg(llm.url), store=store).propose(_ctx(), 1)
+    assert [c["status"] for c in store.proposer_calls()] == ["retry", "ok"]
+
+
+def test_the_compact_prompt_s_example_copied_verbatim_is_dropped_as_a_duplicate(tmp_path: Path) -> None:
+    from rewardsearch.propose.prompt import example_source
+
+    copy = {"name": "close_answer_in_solution", "code": example_source(), "description": "the example"}
+    store = Store.in_dir(tmp_path)
+    with FakeLLM([ok(answer_json([copy, POOL[0]]))]) as llm:
+        specs = LLMProposer(_cfg(llm.url, prompt_style="compact", max_calls_per_round=1), store=store).propose(
+            _ctx(), 2)
+        system = llm.requests[0]["body"]["messages"][0]["content"]
+    assert "def close_answer_in_solution(" in system  # the example was shown ...
+    assert [s.name for s in specs] == ["last_number_match"]  # ... and its copy is no proposal
+    (call,) = store.proposer_calls()
+    assert call["dropped"][0]["reason"].startswith("duplicate of the prompt's example")
+
+
 def test_a_bad_key_is_a_one_line_error_naming_the_variable_and_keeps_the_partial_round() -> None:
     script = [ok(answer_json(POOL[:1])), status(401, message="invalid api key")]
     with FakeLLM(script) as llm:

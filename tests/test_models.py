@@ -42,7 +42,7 @@ def test_local_directory_is_used_as_is(tiny_model_dir: Path) -> None:
     ("name", "needle"),
     [
         ("missing.gguf", "GGUF file does not exist"),
-        ("not a model!", "expected 'embedded', one of qwen-coder-0.5b, a local model directory, a .gguf file"),
+        ("not a model!", "expected 'embedded', one of qwen-coder-0.5b, qwen-coder-1.5b, a local model directory, a .gguf file"),
     ],
 )
 def test_bad_specs_are_clear_errors(name: str, needle: str) -> None:

@@ -101,3 +101,40 @@ def test_templates_are_overridable_by_path(tmp_path: Path) -> None:
     assert "Answer format" in prompt.messages[0]["content"]  # system.j2 still the shipped one
     with pytest.raises(ProposerNotAvailable, match="proposer.template_dir='/nonexistent' is not a directory"):
         PromptBuilder(ProposerConfig(template_dir="/nonexistent"))
+
+
+def test_the_compact_prompt_is_short_shows_no_base_reward_code_and_one_line_per_result() -> None:
+    ctx = _ctx(HISTORY, baseline_dev={"accuracy": 0.25, "ci95": [0.1, 0.4], "n": 64, "extraction_rate": 0.3})
+    full = PromptBuilder(ProposerConfig(samples=2)).build(ctx, 3)
+    compact = PromptBuilder(ProposerConfig(samples=2, prompt_style="compact")).build(ctx, 3)
+    system, user = (m["content"] for m in compact.messages)
+    assert compact.chars < full.chars / 2
+    # small models copy what they see: no base-reward source or helpers to copy, and no placeholder to echo
+    assert "def answer_reward(" not in system and "completion_text" not in system and "<complete" not in system
+    assert "def close_answer_in_solution(prompts, completions, answer, **kwargs):" in system
+    assert ", ".join(ALLOWED_MODULES) in system and "between -100 and 100" in system
+    assert "Write 3 new, different reward functions as JSON." in user
+    assert "- cand_0: 0.500: candidate number 0" in user and "base rewards alone: 0.250" in user
+    assert "- cand_19: probe: reason number 19" in user
+
+
+def test_auto_style_is_compact_exactly_when_the_run_serves_its_model() -> None:
+    from rewardsearch.propose.prompt import resolved_style
+
+    assert resolved_style(ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b")) == "compact"
+    assert resolved_style(ProposerConfig(name="llm", base_url="http://h/v1", model="m")) == "full"
+    assert resolved_style(ProposerConfig(name="llm", serve="llama.cpp", model="m", prompt_style="full")) == "full"
+
+
+def test_the_compact_example_passes_every_check_the_candidates_face() -> None:
+    """The one reward the compact prompt shows must itself be a valid, non-constant, safe reward."""
+    from rewardsearch.config import SandboxConfig
+    from rewardsearch.propose.prompt import example_source
+    from rewardsearch.sandbox import check_reward
+
+    spec = RewardSpec(name="close_answer_in_solution", source=example_source(), entrypoint="close_answer_in_solution")
+    samples = [(p.question, p.answer) for p in TASK.split("train")[:8]]
+    results = check_reward(spec, SandboxConfig(allow_weak=True), samples, fmt=TASK.answer_format)
+    assert [r.stage for r in results] == ["static", "probe"]
+    assert all(r.ok for r in results), [r.reason for r in results]
+    assert not results[-1].flags  # not a hacking risk on the probes

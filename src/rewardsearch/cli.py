@@ -37,11 +37,20 @@ def _open_run(run_dir: Path):
 def _drive(run_dir: Path, store, cfg) -> None:
     from rewardsearch.models import ModelNotAvailable
     from rewardsearch.propose.base import ProposerError, ProposerNotAvailable
+    from rewardsearch.propose.serve import serving
     from rewardsearch.search.loop import RunLocked, Search, run_lock
+
+    def served(info: dict) -> None:
+        store.set_meta("proposer_server", info)
+        store.event("proposer_server_started", **info)
+        err.print(f"serving {info['model']} with llama.cpp at {info['base_url']} ({info['threads']} threads, "
+                  f"loaded in {info['load_s']:.1f}s; log {run_dir / 'proposer-server.log'})", highlight=False)
 
     try:
         with run_lock(run_dir):
-            Search(run_dir, cfg, store, console=err).run()
+            # the proposer's own server (proposer.serve) lives for the search alone, not for the final stage
+            with serving(cfg.proposer, run_dir / "proposer-server.log", on_start=served) as proposer_cfg:
+                Search(run_dir, cfg.model_copy(update={"proposer": proposer_cfg}), store, console=err).run()
             if cfg.ensemble.after_run:  # e.g. the paper preset: one command from search to report
                 _run_final_stage(run_dir, store, cfg)
     except (RunLocked, ModelNotAvailable) as exc:

@@ -139,7 +139,21 @@ class ModelConfig(_Section):
 class ProposerConfig(_Section):
     name: Literal["evolve", "llm", "files", "replay"] = Field("evolve", description="who writes candidates")
     base_url: str | None = Field(None, description="llm: OpenAI-compatible endpoint")
-    model: str | None = Field(None, description="llm: model name at the endpoint")
+    model: str | None = Field(
+        None,
+        description="llm: model name at the endpoint; with proposer.serve: qwen-coder-0.5b, qwen-coder-1.5b or "
+        "a .gguf file",
+    )
+    serve: Literal["off", "llama.cpp"] = Field(
+        "off",
+        description="llm: llama.cpp = the run starts llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with "
+        "proposer.model and stops it at the end (pip install 'rewardsearch[llamacpp]')",
+    )
+    serve_n_ctx: int = Field(8192, ge=1024, description="llm, serve: context window of the served model, in tokens")
+    serve_threads: int | None = Field(None, ge=1, description="llm, serve: CPU threads (None: all cores)")
+    serve_start_timeout_s: float = Field(
+        300.0, gt=0, description="llm, serve: how long the server may take to load the model and answer"
+    )
     api_key_env: str = Field("OPENAI_API_KEY", description="llm: environment variable holding the API key")
     temperature: float = Field(0.6, ge=0.0, le=2.0, description="llm: sampling temperature")
     path: str | None = Field(
@@ -147,10 +161,11 @@ class ProposerConfig(_Section):
         description="files: directory of .py reward files; replay: a run directory (its run.sqlite) or a "
         "JSON/JSONL cassette of recorded responses",
     )
-    json_mode: Literal["schema", "object", "off"] = Field(
+    json_mode: Literal["schema", "grammar", "object", "off"] = Field(
         "schema",
-        description="llm: structured output asked of the endpoint (JSON schema, JSON object, or none); an endpoint "
-        "that rejects it (HTTP 400/422) is asked again one step down, and the answer is parsed robustly anyway",
+        description="llm: structured output asked of the endpoint: schema (OpenAI json_schema), grammar (json_object "
+        "with the schema, llama-cpp-python's grammar-constrained form), object (any JSON) or off; an endpoint that "
+        "refuses one is asked again one step down, and the answer is parsed robustly anyway",
     )
     batch_size: int = Field(5, ge=1, description="llm: candidates asked for in one call")
     max_calls_per_round: int = Field(4, ge=1, description="llm: calls made at most to fill one round")
@@ -171,6 +186,12 @@ class ProposerConfig(_Section):
         description="llm: prompt size budget in characters (about 4 per token); feedback is trimmed to fit",
     )
     samples: int = Field(3, ge=0, description="llm: training problems shown in the prompt")
+    prompt_style: Literal["auto", "full", "compact"] = Field(
+        "auto",
+        description="llm: full = the contract, base rewards' source and every result; compact = a short prompt with "
+        "one worked example that a 0.5-1.5B coder model can follow; auto = compact when proposer.serve runs the "
+        "model, full otherwise",
+    )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
     )
@@ -179,6 +200,19 @@ class ProposerConfig(_Section):
     )
     parents: int = Field(4, ge=1, description="evolve: ranked parents drawn from the history")
     mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
+
+    @model_validator(mode="after")
+    def _check_serve(self) -> ProposerConfig:
+        if self.serve == "off":
+            return self
+        if self.name != "llm":
+            raise ValueError(f"serve={self.serve} serves a model to the llm proposer; set proposer.name=llm")
+        if self.base_url:
+            raise ValueError(f"serve={self.serve} starts its own server and sets the endpoint; leave "
+                             "proposer.base_url unset")
+        if not self.model:
+            raise ValueError(f"serve={self.serve} needs proposer.model=qwen-coder-0.5b, qwen-coder-1.5b or a .gguf file")
+        return self
 
 
 class SandboxConfig(_Section):
@@ -451,8 +485,11 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
-        if self.proposer.name == "llm" and not (self.proposer.base_url and self.proposer.model):
-            raise ValueError("proposer.name=llm needs proposer.base_url and proposer.model")
+        if self.proposer.name == "llm" and self.proposer.serve == "off" and not (
+            self.proposer.base_url and self.proposer.model
+        ):
+            raise ValueError("proposer.name=llm needs proposer.base_url and proposer.model (or proposer.serve=llama.cpp "
+                             "and proposer.model)")
         if self.proposer.name in ("files", "replay") and not self.proposer.path:
             raise ValueError(f"proposer.name={self.proposer.name} needs proposer.path")
         p = self.proposer

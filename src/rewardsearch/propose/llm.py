@@ -1,7 +1,8 @@
 """`llm`: candidate rewards written by any OpenAI-compatible chat endpoint, through the official `openai` SDK.
 
 Works with OpenAI, Groq, vLLM, Ollama, the llama.cpp server and a LiteLLM proxy: set `proposer.base_url`,
-`proposer.model` and `proposer.api_key_env` (the name of the environment variable holding the key).
+`proposer.model` and `proposer.api_key_env` (the name of the environment variable holding the key), or let the
+run serve a local GGUF itself with `proposer.serve=llama.cpp` (`serve.py`).
 
 One round: render the prompt (`prompt.py`), ask for `min(batch_size, still wanted)` candidates, parse the answer
 (`parse.py`), drop what is already in the run or earlier in the batch (same normalized-source hash, i.e. the
@@ -14,8 +15,10 @@ Resilience. The SDK's own retries are off (`max_retries=0`) so that every attemp
 timeouts and lost connections are retried up to `max_retries` times with exponential backoff and jitter
 (`backoff_s` doubling, at most `backoff_max_s`), never sooner than the server's `Retry-After` / `retry-after-ms`;
 a Retry-After beyond `backoff_max_s` ends the call at once rather than sleeping for an hour. An endpoint that
-rejects the structured-output request (HTTP 400/422 while `response_format` is set) is asked again one step down
-(JSON schema -> JSON object -> plain text) for the rest of the run. Any other 4xx, or retries used up, raise
+refuses the structured-output request is asked again one step down (JSON schema -> grammar, i.e. llama.cpp's
+schema-constrained JSON object -> JSON object -> plain text) for the rest of the run, at once and without using
+a retry: a refusal is HTTP 400/422 while `response_format` is set, or any other status but 429 whose error
+names the feature (`refuses_format`; llama.cpp's Python server says 500). Any other 4xx, or retries used up, raise
 `ProposerError` naming the endpoint, the status and the fix; the candidates the round already holds travel with
 it and are kept. Each request has a deadline (`timeout_s`), so a hung endpoint is an error, never a hang. An
 answer that is not valid UTF-8 is decoded with replacement characters and the fact is noted.
@@ -74,10 +77,15 @@ CANDIDATES_SCHEMA: dict[str, Any] = {
 _RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
     "schema": {"type": "json_schema",
                "json_schema": {"name": "reward_candidates", "strict": True, "schema": CANDIDATES_SCHEMA}},
+    # llama-cpp-python's own form: it compiles the schema to a grammar, so even a 0.5B model answers valid JSON
+    "grammar": {"type": "json_object", "schema": CANDIDATES_SCHEMA},
     "object": {"type": "json_object"},
     "off": None,
 }
-_DOWNGRADE = {"schema": "object", "object": "off"}
+_DOWNGRADE = {"schema": "grammar", "grammar": "object", "object": "off"}
+# Words with which servers refuse a structured-output request, whatever status they send it with (llama.cpp's
+# Python server answers a json_schema response_format with HTTP 500 and a validation message naming the field).
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "grammar")
 _CHARS_PER_TOKEN = 4
 _DEFAULT_ANSWER_TOKENS = 4096  # assumed answer size for the budget when proposer.max_tokens is None
 _RAW_LIMIT = 200_000  # characters of a body kept in the store
@@ -133,6 +141,21 @@ def retry_after_s(headers: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def refuses_format(status: int, text: str) -> bool:
+    """Whether an error answer to a request carrying `response_format` refuses that format.
+
+    400/422 are request errors, so they count as a refusal as they always did; any other status (llama.cpp's 500)
+    counts when the error names the structured-output feature. A rate limit (429) never does: its text may echo
+    the request, and waiting is the cure there.
+    """
+    if status == 429:
+        return False
+    if status in (400, 422):
+        return True
+    low = text.lower()
+    return any(w in low for w in _FORMAT_WORDS)
 
 
 def _content_text(message: dict[str, Any]) -> str | None:
@@ -268,6 +291,10 @@ class LLMProposer:
                 name=c.name, source=c.code, description=c.description, origin=self.name, round=ctx.round,
                 entrypoint=c.entrypoint, meta={"model": self.cfg.model, **answer.meta.get("spec_meta", {})},
             )
+            if spec.id in self.prompts.shown_ids:
+                why = f"duplicate of the prompt's example {spec.id} (same normalized source)"
+                dropped.append({"index": c.index, "name": c.name, "reason": why})
+                continue
             if spec.id in taken:
                 why = f"duplicate of {spec.id} (same normalized source)"
                 dropped.append({"index": c.index, "name": c.name, "reason": why})
@@ -388,13 +415,14 @@ class LLMProposer:
             raise _Retryable(f"connection failed: {exc.__cause__ or exc}") from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            text = " ".join(exc.response.text.split())[:300] if exc.response is not None else ""
+            full = exc.response.text if exc.response is not None else ""
+            text = " ".join(full.split())[:300]
             msg = f"HTTP {status}: {text or exc.message}"
+            if "response_format" in request and refuses_format(status, full or str(exc.message)):
+                raise _Fallback(msg) from None  # before the retry rule: asking again unchanged cannot help
             if status in (408, 409, 429) or status >= 500:
                 headers = exc.response.headers if exc.response is not None else None
                 raise _Retryable(msg, retry_after_s(headers)) from None
-            if status in (400, 422) and "response_format" in request:
-                raise _Fallback(msg) from None
             hint = {401: f"check the key in ${self.cfg.api_key_env}", 403: f"check the key in ${self.cfg.api_key_env}",
                     404: "check proposer.base_url (usually ends in /v1) and proposer.model"}.get(status, "")
             raise _Fatal(msg + (f"; {hint}" if hint else "")) from None

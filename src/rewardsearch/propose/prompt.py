@@ -1,9 +1,16 @@
 """The LLM proposer's prompt: jinja2 templates with named slots, feedback trimmed to a budget, secrets redacted.
 
-Templates ship in `propose/templates/`; a file of the same name in `proposer.template_dir` replaces one:
+Templates ship in `propose/templates/` (style `full`) and `propose/templates/compact/` (style `compact`, which
+falls back to `full` for a template it lacks); a file of the same name in `proposer.template_dir` replaces one.
+`compact` exists because small local models (Qwen2.5-Coder 0.5B/1.5B) copy what they are shown: given the full
+prompt they echoed the answer template's placeholders or copied the base rewards with helpers a candidate cannot
+import. It shows one self-contained worked example (`compact/example.py`, slot `example`) instead of the base
+rewards' source, the contract as a numbered list, and results as one line each. A candidate that is the example
+itself (same normalized source) is dropped as a duplicate, so copying it never counts as a proposal.
+`proposer.prompt_style=auto` picks compact when the run serves its own model (`resolved_style`).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
-  `base_rewards` (the source of `rewardsearch/rewards/base.py`).
+  `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`.
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
@@ -40,6 +47,7 @@ from typing import Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import HistoryEntry, ProposerError, ProposerNotAvailable, RoundContext
+from rewardsearch.propose.parse import RESERVED_NAMES
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.search.hacking import describe_shift
 
@@ -149,15 +157,37 @@ class Prompt:
     omitted: list[str]
 
 
+def resolved_style(cfg: ProposerConfig) -> str:
+    """`full` or `compact`: `auto` means compact exactly when the run serves a (small, local) model itself."""
+    if cfg.prompt_style != "auto":
+        return cfg.prompt_style
+    return "compact" if cfg.serve != "off" else "full"
+
+
+def example_source() -> str:
+    """The worked example the compact prompt shows (a file, so that it is real code checked by the tests)."""
+    from importlib import resources
+
+    return resources.files("rewardsearch.propose").joinpath("templates/compact/example.py").read_text()
+
+
 class PromptBuilder:
-    """Renders the two messages of a request; see the module docstring."""
+    """Renders the two messages of a request; see the module docstring. `shown_ids`: ids of the rewards the
+    prompt shows as examples, which a proposal must not merely repeat."""
 
     def __init__(self, cfg: ProposerConfig, secrets: Iterable[str] = ()) -> None:
         from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined
 
+        from rewardsearch.rewards.spec import reward_id
+
         self.cfg = cfg
         self.secrets = list(secrets)
+        self.style = resolved_style(cfg)
+        self.example = example_source().strip()
+        self.shown_ids = {reward_id(self.example + "\n")} if self.style == "compact" else set()
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
+        if self.style == "compact":
+            loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
         if cfg.template_dir:
             if not Path(cfg.template_dir).is_dir():
                 raise ProposerNotAvailable(
@@ -238,7 +268,7 @@ class PromptBuilder:
         parts = self._parts(ctx)
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
-            base_rewards=base_rewards_source(),
+            base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES), example=self.example,
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None

