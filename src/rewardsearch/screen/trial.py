@@ -122,6 +122,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from rewardsearch.rewards.base import base_rewards
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
+    from rewardsearch.screen import trl_args
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
     screen = ScreenConfig.model_validate(spec.screen)
@@ -162,7 +163,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
             return control
 
     per_step = screen.prompts_per_step * screen.num_generations
-    args = GRPOConfig(
+    owned = dict(
         output_dir=str(out / "hf"),
         max_steps=screen.steps,
         learning_rate=screen.learning_rate,
@@ -171,8 +172,6 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         **_warmup_kwargs(GRPOConfig, screen.warmup_ratio),
         max_grad_norm=screen.max_grad_norm,
         per_device_train_batch_size=per_step,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
         num_generations=screen.num_generations,
         max_completion_length=screen.max_completion_length,
         temperature=screen.temperature,
@@ -190,9 +189,9 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         fp16=False,
         disable_tqdm=True,
         reward_weights=reward_weights,
-        gradient_checkpointing=False,  # GRPO here is generation-bound; recomputing activations only costs time
-        dataloader_num_workers=0,
     )
+    # screen.trl passes the rest of GRPOConfig through; the fields above stay the trial's (`trl_args.OWNED`)
+    args = GRPOConfig(**trl_args.build(screen.trl, owned))
     rollout, fallback = choose_rollout(screen.generation, model, device, args)
     if fallback and screen.generation == "auto":
         print(f"rollout: TRL generate ({fallback})", file=sys.stderr)
@@ -236,6 +235,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "reward_norm": {f.__name__: f.summary() for f in reward_funcs if hasattr(f, "summary")},
         "env": _environment(device),
         "generation": {"backend": rollout, "fallback_reason": fallback},
+        # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
+        "trl": {k: getattr(trainer.args, k) for k in screen.trl},
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
         "log_history": trainer.state.log_history,
     }
