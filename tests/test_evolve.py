@@ -15,7 +15,7 @@ from rewardsearch.propose.evolve import EvolveProposer, crossover, mutate, rando
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox import check_reward, static_check
 from rewardsearch.tasks import load_task
-from rewardsearch.tasks.answers import BOXED, HASHES
+from rewardsearch.tasks.answers import ANSWER_IS, BOXED, HASHES
 
 TASK = load_task(TaskConfig(), 0)
 SAMPLES = [(p.question, p.answer) for p in TASK.split("train")[:4]]
@@ -103,7 +103,7 @@ def test_later_rounds_breed_from_the_best_ranked_parents() -> None:
     assert not {c.id for c in children} & {s.id for s in first}
 
 
-@pytest.mark.parametrize("fmt", [BOXED, HASHES], ids=lambda f: f.name)
+@pytest.mark.parametrize("fmt", [BOXED, HASHES, ANSWER_IS], ids=lambda f: f.name)
 def test_primitives_follow_the_tasks_answer_format(fmt) -> None:
     base = {"extract": "solution", "match": {"kind": "exact"}, "correct": 2.0, "wrong": -1.0, "missing": 0.0,
             "format": [{"kind": "tag_once", "w": 1.0}, {"kind": "layout", "w": 0.5}], "length": None,

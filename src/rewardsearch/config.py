@@ -61,7 +61,7 @@ class TaskConfig(_Section):
         "'rewardsearch.tasks', or 'package.module:Class'",
     )
     answer_format: str | None = Field(
-        None, description="tags | boxed | hashes (how completions lay out the answer); unset = the task's own"
+        None, description="tags | boxed | hashes | answer_is (how completions lay out the answer); unset = the task's own"
     )
     check: Literal["numeric", "exact", "math-verify"] | None = Field(
         None,
