@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,55 @@ def test_yaml_file_and_hash(tmp_path: Path) -> None:
     assert a.search.rounds == 2
     assert a.hash() != load_config(path=p, overrides=["seed=1"]).hash()
     assert a.hash() == load_config(path=p).hash()
+
+
+# --- screen.trl: GRPOConfig fields passed through to TRL ---------------------------------------------------
+
+
+def test_trl_fields_pass_through_and_survive_a_round_trip() -> None:
+    cfg = load_config(preset="smoke", overrides=["screen.trl.loss_type=dr_grpo", "screen.trl.num_iterations=2",
+                                                 "screen.trl.scale_rewards=none"])
+    assert cfg.screen.trl == {"loss_type": "dr_grpo", "num_iterations": 2, "scale_rewards": "none"}
+    # the trial process reads the section back from JSON (TrialSpec) and validates it again
+    assert Config.model_validate_json(cfg.model_dump_json()).screen.trl == cfg.screen.trl
+    assert cfg.hash() != load_config(preset="smoke").hash()   # provenance: a passed-through setting changes the run
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("screen.trl.loss_typ=dr_grpo",
+         r"^screen\.trl\.loss_typ: not a field of GRPOConfig in the installed TRL [0-9.]+\S* "
+         r"\(did you mean 'loss_type'\?\)$"),
+        ("screen.trl.max_steps=3", r"^screen\.trl\.max_steps is set by the trial itself: set screen\.steps$"),
+        ("screen.trl.per_device_train_batch_size=8", r"^screen\.trl\.per_device_train_batch_size is set by the trial "
+                                                     r"itself: set screen\.prompts_per_step"),
+        ("screen.trl.output_dir=/tmp/x", r"^screen\.trl\.output_dir is set by the trial itself: the executor"),
+        ("screen.trl.num_iterations=many", r"^screen\.trl\.num_iterations='many': GRPOConfig expects int$"),
+        ("screen.tlr.loss_type=dr_grpo", r"^unknown key 'screen\.tlr' \(did you mean 'screen\.trl'\?\)$"),
+    ],
+)
+def test_bad_trl_field_is_one_line(override: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(preset="smoke", overrides=[override])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert re.search(expected, msg), msg
+
+
+def test_trl_tables_name_real_fields_and_the_trial_wins() -> None:
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from rewardsearch.screen import trl_args
+
+    fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+    # warmup_ratio exists in transformers 4.x only, warmup_steps in both: the trial sets whichever is there
+    assert set(trl_args.OWNED) - fields <= {"warmup_ratio"}
+    assert set(trl_args.DEFAULTS) <= fields and not set(trl_args.DEFAULTS) & set(trl_args.OWNED)
+    kwargs = trl_args.build({"gradient_accumulation_steps": 4, "loss_type": "dr_grpo"}, {"max_steps": 7})
+    assert kwargs["gradient_accumulation_steps"] == 4 and kwargs["loss_type"] == "dr_grpo"
+    assert kwargs["max_steps"] == 7 and kwargs["steps_per_generation"] == 1
+    with pytest.raises(RuntimeError, match="missing from trl_args.OWNED: \\['loss_type'\\]"):
+        trl_args.build({}, {"loss_type": "grpo"})   # a field the trial sets must be refused to screen.trl

@@ -15,6 +15,7 @@ from rewardsearch.propose.evolve import EvolveProposer, crossover, mutate, rando
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox import check_reward, static_check
 from rewardsearch.tasks import load_task
+from rewardsearch.tasks.answers import ANSWER_IS, BOXED, HASHES
 
 TASK = load_task(TaskConfig(), 0)
 SAMPLES = [(p.question, p.answer) for p in TASK.split("train")[:4]]
@@ -100,3 +101,33 @@ def test_later_rounds_breed_from_the_best_ranked_parents() -> None:
     assert all(c.parents and set(c.parents) <= top for c in children)
     assert {c.meta["operator"] for c in children} <= {"mutation", "crossover"}
     assert not {c.id for c in children} & {s.id for s in first}
+
+
+@pytest.mark.parametrize("fmt", [BOXED, HASHES, ANSWER_IS], ids=lambda f: f.name)
+def test_primitives_follow_the_tasks_answer_format(fmt) -> None:
+    base = {"extract": "solution", "match": {"kind": "exact"}, "correct": 2.0, "wrong": -1.0, "missing": 0.0,
+            "format": [{"kind": "tag_once", "w": 1.0}, {"kind": "layout", "w": 0.5}], "length": None,
+            "repetition": None, "steps": None, "spam_guard": None}
+    spec = RewardSpec(name="r", source=render(base, "r", fmt))
+    right, wrong = fmt.write("12", "6 + 6 = 12"), fmt.write("11", "6 + 6 = 11")
+    # answer credit from the format's own segment, its one marker once, its layout: 2 + 1 + 0.5
+    assert _run(spec, [right, wrong, "<solution>12</solution>"], "12") == [3.5, -1.0 + 1.5, 0.0]
+    # a thinking block means nothing without the tags: never drawn, and refused when asked for
+    rng = random.Random(3)
+    drawn = [random_genome(rng, fmt) for _ in range(200)]
+    drawn += [mutate(g, rng, fmt) for g in drawn]
+    assert not any(t["kind"] == "thinking_block" for g in drawn for t in g["format"])
+    with pytest.raises(ValueError, match=f"thinking_block.*answer format '{fmt.name}'"):
+        render({**base, "format": [{"kind": "thinking_block", "w": 1.0}]}, "r", fmt)
+
+
+def test_the_proposer_writes_rewards_in_the_rounds_format() -> None:
+    ctx = _ctx()
+    ctx.answer_format = BOXED
+    specs = EvolveProposer(ProposerConfig()).propose(ctx, 4)
+    tags = EvolveProposer(ProposerConfig()).propose(_ctx(), 4)
+    assert all("\\\\boxed{" in s.source and "<solution>" not in s.source for s in specs)
+    assert not {s.id for s in specs} & {s.id for s in tags}
+    for spec in specs:   # and they pass the probes written in that format
+        results = check_reward(spec, SandboxConfig(), SAMPLES, fmt=BOXED)
+        assert [r.ok for r in results] == [True, True], (spec.name, results[-1].reason)

@@ -84,9 +84,9 @@ def _originals(specs: list[dict]) -> list[list[float | None]]:
     return out
 
 
-def _call(path: Path, fmt: str, isolated: bool) -> dict:
+def _call(path: Path, fmt: str, isolated: bool, batch: dict | None = None) -> dict:
     flags = ["-I", "-S"] if isolated else ["-I"]
-    batch = {"prompts": PROMPTS, "completions": COMPLETIONS, "answers": ANSWERS}
+    batch = batch or {"prompts": PROMPTS, "completions": COMPLETIONS, "answers": ANSWERS}
     proc = subprocess.run([sys.executable, *flags, "-c", HARNESS, str(path), fmt], input=json.dumps(batch),
                           capture_output=True, text=True, timeout=120, cwd=path.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -199,3 +199,55 @@ def _spec(run_dir: Path, cid: str) -> dict:
         return Store.spec_of(store.candidate(cid)).to_dict()
     finally:
         store.close()
+
+
+# --- the run's answer format travels with the export ----------------------------------------------------------
+
+# A format of a task's own: the answer on a last line "Answer: N"; the segment function is its source, run here.
+_ANSWER_LINE_SOURCE = (
+    "def _solution(text):\n"
+    "    lines = [ln for ln in text.splitlines() if ln.startswith('Answer:')]\n"
+    "    return lines[-1][len('Answer:'):].strip() or None if lines else None\n"
+)
+
+
+def _answer_line_format():
+    from rewardsearch.tasks.answers import AnswerFormat
+
+    scope: dict = {}
+    exec(_ANSWER_LINE_SOURCE, scope)
+    return AnswerFormat(name="answer_line", instruction="Reason, then end with a line 'Answer: N'.",
+                        layout=r".*\nAnswer: [^\n]+\s*", markers=("Answer:",), segment=scope["_solution"],
+                        segment_source=_ANSWER_LINE_SOURCE, template="{reasoning}\nAnswer: {answer}")
+
+
+@pytest.mark.parametrize("which", ["boxed", "answer_line"])
+def test_exported_base_rewards_follow_the_runs_answer_format(synthetic_run: Path, tmp_path: Path, which: str) -> None:
+    from rewardsearch.rewards.base import base_rewards
+    from rewardsearch.rewards.export import choose, module_text
+    from rewardsearch.store import Store
+    from rewardsearch.tasks.answers import BOXED
+
+    answer_format = BOXED if which == "boxed" else _answer_line_format()
+    texts = [answer_format.write("7", "3+4=7"), answer_format.write("8"), "<solution>7</solution>", "7",
+             answer_format.write("3", "10-7"), "\\boxed{3}", "Answer: 3", ""]
+    batch = {"prompts": PROMPTS, "completions": [[{"role": "assistant", "content": t}] for t in texts],
+             "answers": ANSWERS}
+    store = Store.in_dir(synthetic_run)
+    if which == "boxed":   # through the CLI: the run's config names the format
+        cfg = store.get_meta("config")
+        cfg["task"]["answer_format"] = "boxed"
+        store.set_meta("config", cfg)
+        [path] = _export(synthetic_run, "trl", tmp_path / "best.py", top=1)
+        assert _manifest(path)["answer_format"] == "boxed"
+    else:                  # a task's own format (a plugin's; see test_task_registry for one end to end)
+        path = tmp_path / "best.py"
+        unit = choose(store, 1)[0]
+        path.write_text(module_text(unit, "trl", G, path, {"run_dir": "r", "config_hash": "h", "created": "now"},
+                                    answer_format))
+    store.close()
+    got = _call(path, "trl", isolated=True, batch=batch)
+    expected = [f(batch["prompts"], batch["completions"], ANSWERS) for f in base_rewards(answer_format)]
+    assert got["raw"][:3] == expected
+    # the format decides: an answer laid out in it is graded; the tags (the paper's format) earn nothing
+    assert [got["raw"][2][i] for i in (0, 1, 2, 4)] == [3.0, 0.5, 0.0, 3.0]   # 8 for 7: within 20%

@@ -122,7 +122,7 @@ def test_unknown_answer_format_is_one_line() -> None:
 def test_format_reads_what_it_writes(fmt) -> None:
     assert fmt.is_exact(fmt.write("18"))
     assert extract_strict(fmt.write("18"), fmt) == "18"
-    assert extract_strict("The answer is 18.", fmt) is None
+    assert extract_strict("I think it is 18.", fmt) is None
     exact, approx, answer = base_rewards(fmt)
     assert [f.__name__ for f in (exact, approx, answer)] == ["exact_format_reward", "approx_format_reward",
                                                              "answer_reward"]  # fmt: skip
@@ -224,5 +224,6 @@ def test_probe_pool_is_written_in_the_format(fmt) -> None:
     assert extract_strict(pool["correct"], fmt) == "18"
     assert extract_strict(pool["wrong"], fmt) == "19"
     assert fmt.segment(pool["missing_close"]) is None
+    assert fmt.segment(pool["unformatted"]) is None and "18" in pool["unformatted"]
     assert not fmt.segment(pool["empty_formatted"])  # markers around nothing
     assert all(pool["doubled_tags"].count(m) == 2 for m in fmt.markers)

@@ -114,3 +114,16 @@ def test_a_killed_trial_continues_from_its_checkpoint(tmp_path: Path, tiny_model
     assert all(trained.count(s) == 1 for s in range(1, resumed + 1))
     assert trained[-1] == 7 and set(trained) == set(range(1, 8))
     assert not (out / "hf").exists()   # checkpoints are removed once the trial is done
+
+
+def test_screen_trl_settings_reach_the_trainer(tmp_path: Path, tiny_model_dir: Path) -> None:
+    reward = RewardSpec(name="variety", source=VARIETY, entrypoint="variety").to_dict()
+    trl = {"loss_type": "dr_grpo", "gradient_accumulation_steps": 2, "epsilon": 0.3}
+    out = _spec(tmp_path, tiny_model_dir, [reward], trl=trl)
+    proc = _run(out)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    train = json.loads((out / "train.json").read_text())
+    assert train["state"] == "done" and train["steps"] == 2
+    assert train["trl"] == trl   # read back from trainer.args, not from the spec
+    # two batches of fresh completions per optimizer step: the candidate reward scored twice as many batches
+    assert train["reward_stats"]["variety"]["calls"] == 2 * 2

@@ -251,7 +251,7 @@ def validate(
 def eval_cmd(
     model: Annotated[str, typer.Option(help="model spec: embedded, HF id, directory or .gguf")] = "embedded",
     adapter: Annotated[Path | None, typer.Option(help="LoRA adapter directory")] = None,
-    task: Annotated[str, typer.Option(help="arith | gsm8k")] = "arith",
+    task: Annotated[str, typer.Option(help="arith | gsm8k | file | hf | a plugin name | package.module:Class")] = "arith",
     split: Annotated[str, typer.Option(help="train | dev | test")] = "dev",
     limit: Annotated[int, typer.Option(help="number of problems", min=1)] = 64,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
@@ -260,11 +260,14 @@ def eval_cmd(
     data_dir: Annotated[str | None, typer.Option(help="gsm8k: directory with train/test.jsonl")] = None,
     seed: Annotated[int, typer.Option(help="task seed (fixes the splits)")] = 0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="task.KEY=VALUE settings, e.g. task.path=p.jsonl task.answer_format=boxed")
+    ] = None,
 ) -> None:
     """Evaluate a model (and adapter) on a task split with batched greedy decoding."""
     from dataclasses import asdict
 
-    from rewardsearch.config import ConfigError, ModelConfig, TaskConfig
+    from rewardsearch.config import Config, ConfigError, ModelConfig, override_config
     from rewardsearch.evaluate.generate import generate, load_for_eval
     from rewardsearch.evaluate.metrics import score
     from rewardsearch.models import ModelNotAvailable, pick_device, pick_dtype, resolve_model
@@ -277,14 +280,20 @@ def eval_cmd(
     if adapter is not None and not (adapter / "adapter_config.json").is_file():
         _fail(f"--adapter {str(adapter)!r}: no adapter_config.json there (expected a PEFT adapter directory)")
     try:
-        tcfg = TaskConfig(name=task, data_dir=data_dir)  # type: ignore[arg-type]
+        # the same keys and checks as `run`, limited to the task section; validated together, so
+        # `--task file task.path=...` is checked as one
+        items = [f"task.name={task}", *([f"task.data_dir={data_dir}"] if data_dir else []), *(overrides or [])]
+        tcfg = override_config(Config(), items, allowed=("task.",)).task
         mcfg = ModelConfig(name=model)
         model_dir = resolve_model(mcfg)
         dev = pick_device(device)
     except (ConfigError, ModelNotAvailable, RuntimeError, ValueError) as exc:
         _fail(str(exc).splitlines()[0])
-    t = load_task(tcfg, seed)
-    problems = t.split(split)[:limit]  # type: ignore[arg-type]
+    try:
+        t = load_task(tcfg, seed)
+        problems = t.split(split)[:limit]  # type: ignore[arg-type]
+    except (OSError, ValueError, ImportError) as exc:  # a missing data file, a bad row, a plugin that fails
+        _fail(str(exc).splitlines()[0])
     m, tok = load_for_eval(model_dir, adapter, dev, pick_dtype("auto", dev))
     t0 = time.time()
     texts = generate(m, tok, [t.prompt(p) for p in problems], max_new_tokens, batch_size)

@@ -62,7 +62,7 @@ class TaskConfig(_Section):
         "'rewardsearch.tasks', or 'package.module:Class'",
     )
     answer_format: str | None = Field(
-        None, description="tags | boxed | hashes (how completions lay out the answer); unset = the task's own"
+        None, description="tags | boxed | hashes | answer_is (how completions lay out the answer); unset = the task's own"
     )
     check: Literal["numeric", "exact", "math-verify"] | None = Field(
         None,
@@ -278,6 +278,19 @@ class ScreenConfig(_Section):
         description="GRPO rollouts: fast = our CUDA-graph decoder inside TRL (Llama/Qwen2 on CUDA); trl = TRL's own "
         "generate; auto = fast where it applies, else trl with the reason logged",
     )
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="GRPOConfig fields passed through to TRL (screen.trl.loss_type=dr_grpo), checked against the "
+        "installed TRL; fields the trial sets from this section (steps, learning rate, ...) are refused",
+    )
+
+    @field_validator("trl")
+    @classmethod
+    def _known_trl_fields(cls, trl: dict[str, Any]) -> dict[str, Any]:
+        from rewardsearch.screen.trl_args import check
+
+        check(trl)  # imports TRL only when the mapping is not empty
+        return trl
 
     rungs: list[int] = Field(
         default_factory=list,
@@ -521,11 +534,14 @@ def _format_error(err: ValidationError, overrides: dict[str, Any]) -> str:
     value = first.get("input")
     if key in overrides:
         value = overrides[key]
+    msg = msg.removeprefix("Value error, ")
     if not key:  # model-level validator: the message names the keys itself
-        return f"invalid config: {msg.removeprefix('Value error, ')}"
+        return f"invalid config: {msg}"
+    if msg.startswith(key + "."):  # the validator named the key inside the mapping itself (screen.trl.FIELD)
+        return msg
     if isinstance(value, dict):  # a section's validator: the message names the field
-        return f"{key}: {msg.removeprefix('Value error, ')}"
-    return f"{key}={value!r}: {msg.removeprefix('Value error, ')}"
+        return f"{key}: {msg}"
+    return f"{key}={value!r}: {msg}"
 
 
 def _all_keys(model: type[BaseModel], prefix: str = "") -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 from rewardsearch.tasks.base import Problem
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class RoundContext:
     feedback_top: int = 5                        # how many of the ranked history a prompt shows as best ...
     feedback_bottom: int = 3                     # ... and as worst
     score_bound: float = 100.0                   # |score| above this is rejected by the sandbox
+    answer_format: AnswerFormat = TAGS           # the task's: proposers that write code read the answer with it
 
 
 class Proposer(Protocol):

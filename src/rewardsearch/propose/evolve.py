@@ -3,15 +3,17 @@
 A candidate is a *genome*, a small JSON-able dict of typed genes, rendered into standalone Python source that
 goes through the same static check, sandbox and probes as an LLM's code. The genes:
 
-- `extract`: where the predicted answer comes from: `solution` (last number inside the last
-  `<solution>...</solution>`), `last_number` (last number anywhere), `solution_else_last` (the solution block,
-  falling back to the last number at reduced credit), `answer_phrase` ("answer is N" / "= N" / the solution).
+- `extract`: where the predicted answer comes from: `solution` (last number inside the answer segment of the
+  task's answer format: the last `<solution>...</solution>`, `\\boxed{...}`, the line after `####`, ...),
+  `last_number` (last number anywhere), `solution_else_last` (the answer segment, falling back to the last
+  number at reduced credit), `answer_phrase` ("answer is N" / "= N" / the answer segment).
 - `match`: how the prediction is compared with gold: `exact`, `tolerance` (relative `tol` counts as exact), or
   `graded` (tiers of relative error earning partial credit: `[[0.1, 0.5], [0.25, 0.2]]`).
 - `correct`, `wrong`, `missing`: the scores of a right answer, a wrong one, and no answer at all.
-- `format`: weighted tag terms: `tag_once` (each of the four tags seen exactly once), `solution_block` (a
-  complete solution block), `thinking_block`, `layout` (thinking block, then solution block, nothing else),
-  `solution_numeric` (the solution block holds a number and little else).
+- `format`: weighted format terms: `tag_once` (the share of the format's markers seen exactly once),
+  `solution_block` (an answer segment is there), `thinking_block` (a `<thinking>` block; formats with that
+  marker only), `layout` (the whole completion has the format's layout), `solution_numeric` (the answer
+  segment holds a number and little else).
 - `length`: `{target, w}`: a penalty growing with the distance of the completion's length (characters) from
   the band [target/4, target]; `repetition`: `{w}` times the share of repeated lines and words;
   `steps`: `{w, cap}` per arithmetic equation (`a op b = c`) in the text, up to `cap`;
@@ -22,6 +24,10 @@ first), take the top `parents` genomes and make children by mutation (share `mut
 crossover of two parents followed by one mutation; parents are picked with weights falling by rank. Every child
 is new: its id (hash of the normalized source) is neither in the run nor earlier in the batch. The random
 stream is derived from (seed, round), so a run is reproducible.
+
+The primitives follow the task's answer format (`RoundContext.answer_format`): the answer segment is the
+format's own `segment_source`, the markers and the layout are its own, so a task with a new format gets
+rewards that read it without a change here.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import HistoryEntry, RoundContext
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 Genome = dict[str, Any]
 
@@ -56,8 +63,13 @@ def _draw_match(rng: random.Random) -> dict[str, Any]:
     return {"kind": "graded", "tiers": [[first, rng.choice([0.3, 0.5])], [first * 2.5, rng.choice([0.1, 0.2])]]}
 
 
-def _draw_format(rng: random.Random) -> list[dict[str, Any]]:
-    terms = rng.sample(FORMAT_TERMS, rng.randint(0, 3))
+def format_terms(fmt: AnswerFormat) -> tuple[str, ...]:
+    """The format terms that mean something under `fmt` (a thinking block needs a `<thinking>` marker)."""
+    return tuple(t for t in FORMAT_TERMS if t != "thinking_block" or "<thinking>" in fmt.markers)
+
+
+def _draw_format(rng: random.Random, fmt: AnswerFormat) -> list[dict[str, Any]]:
+    terms = rng.sample(format_terms(fmt), rng.randint(0, 3))
     return [{"kind": t, "w": rng.choice([0.25, 0.5, 1.0])} for t in sorted(terms)]
 
 
@@ -69,14 +81,14 @@ _OPTIONAL: dict[str, Any] = {
 }
 
 
-def random_genome(rng: random.Random) -> Genome:
+def random_genome(rng: random.Random, fmt: AnswerFormat = TAGS) -> Genome:
     g: Genome = {
         "extract": rng.choice(EXTRACTORS),
         "match": _draw_match(rng),
         "correct": rng.choice([1.0, 2.0, 3.0]),
         "wrong": rng.choice([0.0, -0.25, -0.5, -1.0]),
         "missing": rng.choice([0.0, -0.5, -1.0]),
-        "format": _draw_format(rng),
+        "format": _draw_format(rng, fmt),
     }
     for key, draw in _OPTIONAL.items():
         g[key] = draw(rng) if rng.random() < 0.4 else None
@@ -87,7 +99,7 @@ def _scale(rng: random.Random, x: float) -> float:
     return round(x * rng.choice([0.5, 0.75, 1.5, 2.0]), 3)
 
 
-def mutate(g: Genome, rng: random.Random) -> Genome:
+def mutate(g: Genome, rng: random.Random, fmt: AnswerFormat = TAGS) -> Genome:
     """One point change of one gene (a copy; the parent is untouched)."""
     g = copy.deepcopy(g)
     gene = rng.choice(["extract", "match", "scores", "format", *_OPTIONAL])
@@ -102,8 +114,9 @@ def mutate(g: Genome, rng: random.Random) -> Genome:
     elif gene == "format":
         present = {t["kind"] for t in g["format"]}
         action = rng.choice(["add", "drop", "reweight"]) if present else "add"
-        if action == "add" and len(present) < len(FORMAT_TERMS):
-            kind = rng.choice([k for k in FORMAT_TERMS if k not in present])
+        terms = format_terms(fmt)
+        if action == "add" and len(present) < len(terms):
+            kind = rng.choice([k for k in terms if k not in present])
             g["format"] = sorted([*g["format"], {"kind": kind, "w": rng.choice([0.25, 0.5, 1.0])}],
                                  key=lambda t: t["kind"])
         elif action == "drop" and present:
@@ -128,7 +141,6 @@ import re
 from fractions import Fraction
 
 _NUM = re.compile(r"-?\\d[\\d,]*(?:\\.\\d+)?(?:/\\d+)?")
-_SOLUTION = re.compile(r"<solution>(.*?)</solution>", re.DOTALL)
 
 
 def _text(completion):
@@ -150,18 +162,13 @@ def _numbers(text):
         except (ValueError, ZeroDivisionError):
             continue
     return out
-
-
-def _solution(text):
-    blocks = _SOLUTION.findall(text)
-    return blocks[-1] if blocks else None
 '''
 
 _EXTRACT = {
     "solution": '''
 
 def _answer_span(text):
-    # the last <solution> block, or nothing: only a tagged answer earns answer credit
+    # the answer segment of the format, or nothing: only an answer laid out as asked earns answer credit
     return _solution(text), 1.0
 ''',
     "last_number": '''
@@ -173,7 +180,7 @@ def _answer_span(text):
     "solution_else_last": '''
 
 def _answer_span(text):
-    # the solution block at full credit, else the last number anywhere at half credit
+    # the answer segment at full credit, else the last number anywhere at half credit
     block = _solution(text)
     return (block, 1.0) if block is not None else (text, 0.5)
 ''',
@@ -183,7 +190,7 @@ _PHRASE = re.compile(r"(?:answer is|answer:|=)\\s*\\$?(-?\\d[\\d,]*(?:\\.\\d+)?(
 
 
 def _answer_span(text):
-    # the solution block, else the number after the last "answer is" / "answer:" / "="
+    # the answer segment, else the number after the last "answer is" / "answer:" / "="
     block = _solution(text)
     if block is not None:
         return block, 1.0
@@ -211,15 +218,19 @@ def _render_match(match: dict[str, Any]) -> str:
 
 
 _FORMAT = {
-    "tag_once": "sum(0.25 for tag in ('<thinking>', '</thinking>', '<solution>', '</solution>')"
-                " if text.count(tag) == 1)",
+    "tag_once": "sum(1 for tag in _MARKERS if text.count(tag) == 1) / len(_MARKERS)",
     "solution_block": "(1.0 if _solution(text) is not None else 0.0)",
     "thinking_block": "(1.0 if re.search(r'<thinking>.+?</thinking>', text, re.DOTALL) else 0.0)",
-    "layout": "(1.0 if re.fullmatch(r'\\s*<thinking>.+?</thinking>\\s*<solution>.+?</solution>\\s*', text,"
-              " re.DOTALL) else 0.0)",
+    "layout": "(1.0 if re.fullmatch(_LAYOUT, text, re.DOTALL) else 0.0)",
     "solution_numeric": "(1.0 if _solution(text) is not None and len(_numbers(_solution(text))) == 1"
                         " and len(_solution(text).strip()) <= 24 else 0.0)",
 }
+
+
+def _format_source(fmt: AnswerFormat) -> str:
+    """The answer format's primitives as source: its markers, its layout and its answer-segment function."""
+    return (f"\n\n_MARKERS = {tuple(fmt.markers)!r}\n_LAYOUT = {fmt.layout!r}\n\n\n"
+            f"{fmt.segment_source.strip()}\n")
 
 _REPETITION = '''
 
@@ -238,9 +249,13 @@ _EQUATION = re.compile(r"-?\\d[\\d,.]*\\s*[-+*/x\\u00d7]\\s*-?\\d[\\d,.]*\\s*=\\
 '''
 
 
-def render(g: Genome, name: str) -> str:
-    """Python source of the reward `name` described by genome `g` (standalone, allowlisted imports only)."""
-    parts = [_HEADER, _EXTRACT[g["extract"]], _render_match(g["match"])]
+def render(g: Genome, name: str, fmt: AnswerFormat = TAGS) -> str:
+    """Python source of the reward `name` described by genome `g` under answer format `fmt` (standalone,
+    allowlisted imports only)."""
+    unusable = [t["kind"] for t in g["format"] if t["kind"] not in format_terms(fmt)]
+    if unusable:
+        raise ValueError(f"genome format terms {unusable} mean nothing under answer format {fmt.name!r}")
+    parts = [_HEADER, _format_source(fmt), _EXTRACT[g["extract"]], _render_match(g["match"])]
     if g.get("repetition"):
         parts.append(_REPETITION)
     if g.get("steps"):
@@ -334,7 +349,10 @@ class EvolveProposer:
 
     def propose(self, ctx: RoundContext, n: int) -> list[RewardSpec]:
         rng = random.Random(f"rewardsearch/evolve/{ctx.seed}/{ctx.round}")
-        parents = self._parents(ctx.history)
+        fmt = ctx.answer_format
+        # parents bred under another format (a replayed history) may carry terms this one lacks: not bred from
+        parents = [(p, g) for p, g in self._parents(ctx.history)
+                   if all(t["kind"] in format_terms(fmt) for t in g["format"])]
         weights = [1.0 / (rank + 1) for rank in range(len(parents))]
         taken = set(ctx.existing_ids)
         out: list[RewardSpec] = []
@@ -342,22 +360,22 @@ class EvolveProposer:
         while len(out) < n and tries < _MAX_TRIES * n:
             tries += 1
             if not parents:
-                genome, lineage, how = random_genome(rng), [], "random"
+                genome, lineage, how = random_genome(rng, fmt), [], "random"
             elif len(parents) == 1 or rng.random() < self.cfg.mutation_rate:
                 pid, pg = rng.choices(parents, weights)[0]
-                genome, lineage, how = mutate(pg, rng), [pid], "mutation"
+                genome, lineage, how = mutate(pg, rng, fmt), [pid], "mutation"
                 if rng.random() < 0.5:
-                    genome = mutate(genome, rng)
+                    genome = mutate(genome, rng, fmt)
             else:
                 ia, ga = rng.choices(parents, weights)[0]
                 others = [(p, w) for p, w in zip(parents, weights, strict=True) if p[0] != ia]
                 ib, gb = rng.choices([p for p, _ in others], [w for _, w in others])[0]
-                genome, lineage, how = mutate(crossover(ga, gb, rng), rng), [ia, ib], "crossover"
+                genome, lineage, how = mutate(crossover(ga, gb, rng), rng, fmt), [ia, ib], "crossover"
             # The name derives from the genome, so an identical genome renders identical source (same id) in
             # any round, and `existing_ids` catches it.
-            name = f"evo_{_short(genome)}_{RewardSpec(name='r', source=render(genome, 'reward')).id[:6]}"
+            name = f"evo_{_short(genome)}_{RewardSpec(name='r', source=render(genome, 'reward', fmt)).id[:6]}"
             spec = RewardSpec(
-                name=name, source=render(genome, name), description=describe(genome), origin=self.name,
+                name=name, source=render(genome, name, fmt), description=describe(genome), origin=self.name,
                 round=ctx.round, parents=lineage, entrypoint=name, meta={"genome": genome, "operator": how},
             )
             if spec.id in taken:

@@ -5,8 +5,10 @@
 Each exported module depends on nothing outside the standard library (the OpenRLHF form returns torch tensors
 when torch is importable, as OpenRLHF expects, and lists otherwise). It holds, in this order:
 
-1. the number extraction of `rewardsearch.tasks.answers` and the three base rewards of
-   `rewardsearch.rewards.base` (every candidate was trained beside them), copied as source;
+1. the number extraction and answer formats of `rewardsearch.tasks.answers` and the three base rewards of
+   `rewardsearch.rewards.base` (every candidate was trained beside them), copied as source, then
+   `ANSWER_FORMAT`, the run's task's answer format (a built-in by name; a task's own rebuilt from its fields
+   and its `segment_source`), which the base rewards are instantiated for, as the trials did;
 2. for reward sets, the per-group z-score of `rewardsearch.rewards.normalize`, copied as source;
 3. each member's own code, as its source text run into a namespace of its own at import (members trained in
    separate sandbox workers; their helper names such as `_text` would collide in one namespace);
@@ -36,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from rewardsearch.store import ArmRecord, Store
+from rewardsearch.tasks.answers import FORMATS as ANSWER_FORMATS
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 FORMATS = ("trl", "verl", "openrlhf")
 
@@ -206,13 +210,33 @@ _USAGE = {
 }
 
 
-def module_text(unit: dict[str, Any], fmt: str, group_size: int, path: Path, run_info: dict[str, Any]) -> str:
-    """The exported module for one reward set, in `fmt`."""
-    from rewardsearch.rewards.base import BASE_REWARDS
+def _answer_format_source(answer_format: AnswerFormat) -> str:
+    """`ANSWER_FORMAT = ...` for the exported module: the copied built-in, or a task's own format rebuilt."""
+    if ANSWER_FORMATS.get(answer_format.name) is answer_format:
+        return f"ANSWER_FORMAT = FORMATS[{answer_format.name!r}]  # the run's task's answer format\n"
+    tree = ast.parse(answer_format.segment_source)
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "_solution" for n in tree.body):
+        raise ExportError(f"answer format {answer_format.name!r}: its segment_source defines no _solution(text)")
+    fields = {k: getattr(answer_format, k) for k in ("name", "instruction", "layout", "markers", "template")}
+    args = "".join(f"    {k}={v!r},\n" for k, v in fields.items())
+    return (
+        "# the run's task's own answer format: its answer-segment function from its segment_source\n"
+        f"_SEGMENT_SOURCE = {answer_format.segment_source!r}\n"
+        "_segment_scope = {}\n"
+        "exec(compile(_SEGMENT_SOURCE, '<answer format " + answer_format.name + ">', 'exec'), _segment_scope)\n"
+        "ANSWER_FORMAT = AnswerFormat(\n"
+        f"{args}    segment=_segment_scope['_solution'],\n    segment_source=_SEGMENT_SOURCE,\n)\n"
+    )
+
+
+def module_text(unit: dict[str, Any], fmt: str, group_size: int, path: Path, run_info: dict[str, Any],
+                answer_format: AnswerFormat = TAGS) -> str:
+    """The exported module for one reward set, in `fmt`, with base rewards for the run's `answer_format`."""
+    from rewardsearch.rewards.base import base_rewards
 
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    base_names = [f.__name__ for f in BASE_REWARDS]
+    base_names = [f.__name__ for f in base_rewards(answer_format)]
     members = unit["specs"]
     zscore = unit["normalize"] == "zscore"
     train_weights = ([1.0 / len(base_names)] * len(base_names) if zscore else [1.0] * len(base_names)) + [1.0] * len(
@@ -232,6 +256,7 @@ From run {run_info['run_dir']} (config {run_info['config_hash']}), {unit['source
 Standard library only{"; torch is used when importable" if fmt == "openrlhf" else ""}. Importing this module runs the members' code.
 Rewards: the three base rewards, then the candidate members:
 {member_lines}
+Answer format: {answer_format.name!r} (the run's task's; the base rewards read the answer with it).
 Normalization in training: {"per-reward z-score within each GRPO group of " + str(group_size) + " completions" if zscore else "none (rewards summed as returned)"}.
 
 Usage:
@@ -241,7 +266,8 @@ Usage:
 from __future__ import annotations
 
 '''
-    parts = [head, _body("rewardsearch.tasks", "answers.py"), _body("rewardsearch.rewards", "base.py")]
+    parts = [head, _body("rewardsearch.tasks", "answers.py"), _body("rewardsearch.rewards", "base.py"),
+             _answer_format_source(answer_format)]
     if zscore or fmt == "trl":
         parts.append(_body("rewardsearch.rewards", "normalize.py"))
     parts.append("# ---- the candidate members ----" + _LOADER)
@@ -251,7 +277,7 @@ from __future__ import annotations
     parts.append("CANDIDATE_FUNCS = [_load_member(name, m['source'], m['entrypoint']) "
                  "for name, m in MEMBER_SOURCES.items()]\n")
     parts.append(
-        "RAW_REWARD_FUNCS = [exact_format_reward, approx_format_reward, answer_reward, *CANDIDATE_FUNCS]\n"
+        "RAW_REWARD_FUNCS = [*base_rewards(ANSWER_FORMAT), *CANDIDATE_FUNCS]\n"
         f"NORMALIZE = {unit['normalize']!r}\n"
         f"GROUP_SIZE = {group_size}  # GRPO completions per prompt in training\n"
         f"TRAIN_WEIGHTS = {train_weights!r}  # reward_weights the trial trained with\n"
@@ -269,11 +295,22 @@ from __future__ import annotations
     return text
 
 
+def _run_answer_format(cfg: Any) -> AnswerFormat:
+    """The answer format the run's trials trained with: the task's (loading the task reads no data)."""
+    from rewardsearch.tasks import load_task
+
+    try:
+        return load_task(cfg.task, cfg.seed).answer_format
+    except (ImportError, ValueError) as exc:
+        raise ExportError(f"cannot load the run's task {cfg.task.name!r} to read its answer format: {exc}") from None
+
+
 def export_run(run_dir: Path, store: Store, fmt: str, top: int, out: Path | None) -> list[Path]:
     """Write `top` modules (+ manifests); returns the module paths."""
     from rewardsearch.report.results import effective_config
 
     cfg = effective_config(store)
+    answer_format = _run_answer_format(cfg)
     units = choose(store, top)
     if out is not None and out.suffix == ".py":
         if len(units) > 1:
@@ -285,13 +322,13 @@ def export_run(run_dir: Path, store: Store, fmt: str, top: int, out: Path | None
     run_info = {"run_dir": str(run_dir), "config_hash": store.get_meta("config_hash"),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     for rank, (unit, path) in enumerate(zip(units, paths, strict=True), 1):
-        text = module_text(unit, fmt, cfg.screen.num_generations, path, run_info)
+        text = module_text(unit, fmt, cfg.screen.num_generations, path, run_info, answer_format)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         manifest = {
             "format": fmt, "rank": rank, "label": unit["label"], "kind": unit["kind"], "strategy": unit["strategy"],
             "aliases": unit["aliases"], "normalize": unit["normalize"], "group_size": cfg.screen.num_generations,
-            "includes_base_rewards": True, "from": unit["source"],
+            "includes_base_rewards": True, "answer_format": answer_format.name, "from": unit["source"],
             "members": [
                 {
                     "name": m["name"], "id": m["id"], "origin": m.get("origin"), "round": m.get("round"),

@@ -9,7 +9,7 @@
 | `wrong`           | the same with GOLD + 1                                   | golden pair             |
 | `empty`           | ""                                                       | golden pair             |
 | `garbage`         | tag fragments, NUL, U+FFFD, bidi override                | golden pair, failure    |
-| `unformatted`     | "The answer is GOLD."                                    | missing tags            |
+| `unformatted`     | "The answer is GOLD." (another phrasing where that is the format) | missing tags     |
 | `missing_close`   | solution tag never closed                                | missing tags, failure   |
 | `doubled_tags`    | every tag twice                                          | doubled tags            |
 | `unicode_digits`  | GOLD in Arabic-Indic digits                              | robustness              |
@@ -143,7 +143,7 @@ def build_pool(samples: list[tuple[str, str]], fmt: AnswerFormat = TAGS) -> list
             "wrong": formatted(wrong),
             "empty": "",
             "garbage": "}}{{ <sol ution> \x00\ufffd asdf;; ))((</thinking> ::: \u202e zz",
-            "unformatted": f"The answer is {gold}.",
+            "unformatted": _unformatted(fmt, gold),
             "missing_close": _unclosed(fmt, gold),
             "doubled_tags": doubled,
             "unicode_digits": formatted(gold.translate(_ARABIC_INDIC)),
@@ -157,6 +157,15 @@ def build_pool(samples: list[tuple[str, str]], fmt: AnswerFormat = TAGS) -> list
         }
         pool.extend(_Probe(i, kind, texts[kind]) for kind in PROBE_KINDS)
     return pool
+
+
+def _unformatted(fmt: AnswerFormat, gold: str) -> str:
+    """The answer in plain prose that the format does not read ("The answer is GOLD." is the `answer_is`
+    format itself, so that one gets another phrasing)."""
+    for text in (f"The answer is {gold}.", f"I think it is {gold}."):
+        if fmt.segment(text) is None:
+            return text
+    return gold
 
 
 def _unclosed(fmt: AnswerFormat, gold: str) -> str:

@@ -138,6 +138,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from rewardsearch.rewards.base import base_rewards
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
+    from rewardsearch.screen import trl_args
     from rewardsearch.screen.halving import rung_callback
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
@@ -182,7 +183,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     rung = rung_callback(spec.target_steps(screen) if at_rung else None, screen.early_stop if spec.early_stop else None)
 
     per_step = screen.prompts_per_step * screen.num_generations
-    args = GRPOConfig(
+    owned = dict(
         output_dir=str(out / "hf"),
         max_steps=screen.steps,
         learning_rate=screen.learning_rate,
@@ -191,8 +192,6 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         **_warmup_kwargs(GRPOConfig, screen.warmup_ratio),
         max_grad_norm=screen.max_grad_norm,
         per_device_train_batch_size=per_step,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
         num_generations=screen.num_generations,
         max_completion_length=screen.max_completion_length,
         temperature=screen.temperature,
@@ -210,9 +209,9 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         fp16=False,
         disable_tqdm=True,
         reward_weights=reward_weights,
-        gradient_checkpointing=False,  # GRPO here is generation-bound; recomputing activations only costs time
-        dataloader_num_workers=0,
     )
+    # screen.trl passes the rest of GRPOConfig through; the fields above stay the trial's (`trl_args.OWNED`)
+    args = GRPOConfig(**trl_args.build(screen.trl, owned))
     rollout, fallback = choose_rollout(screen.generation, model, device, args)
     if fallback and screen.generation == "auto":
         print(f"rollout: TRL generate ({fallback})", file=sys.stderr)
@@ -255,6 +254,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "reward_norm": {f.__name__: f.summary() for f in reward_funcs if hasattr(f, "summary")},
         "env": _environment(device),
         "generation": {"backend": rollout, "fallback_reason": fallback},
+        # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
+        "trl": {k: getattr(trainer.args, k) for k in screen.trl},
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
         # halving: the rung this run stopped at (None: the final one), and the training state at its start and at
         # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)

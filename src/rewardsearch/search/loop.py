@@ -186,6 +186,7 @@ class Search:
             feedback_top=cfg.search.feedback_top,
             feedback_bottom=cfg.search.feedback_bottom,
             score_bound=cfg.sandbox.score_bound,
+            answer_format=self.task.answer_format,
         )
         t0 = time.time()
         if want is None:

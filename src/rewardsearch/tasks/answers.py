@@ -379,6 +379,22 @@ def extract_hashes(text: str | None) -> str | None:
     return rest or None
 
 
+def extract_answer_is(text: str | None) -> str | None:
+    """The stripped rest of the line after the last "answer is" ("Answer is", "ANSWER IS"; a ':' after it is
+    dropped), or None if there is none or nothing follows it.
+
+    >>> extract_answer_is("6 + 4 = 10\\nThe final answer is 10.")
+    '10.'
+    """
+    if not text:
+        return None
+    at = max(text.rfind("answer is"), text.rfind("Answer is"), text.rfind("ANSWER IS"))
+    if at < 0:
+        return None
+    rest = text[at + len("answer is") :].lstrip(":").split("\n", 1)[0].strip()
+    return rest or None
+
+
 # --- answer formats -------------------------------------------------------------------------------------
 
 
@@ -468,7 +484,25 @@ HASHES = AnswerFormat(
     ),
     template="{reasoning}\n#### {answer}",
 )
-FORMATS: dict[str, AnswerFormat] = {f.name: f for f in (TAGS, BOXED, HASHES)}
+# The sentence small instruct models end with on their own ("The final answer is 10."): the format under which
+# SmolLM2-135M answers at all, so the CPU smoke run has signal (measured in presets/smoke.yaml).
+ANSWER_IS = AnswerFormat(
+    name="answer_is",
+    instruction="Solve the problem step by step. End with the sentence 'The answer is N.', where N is a single number.",
+    layout=r"(?:.*\n)?[^\n]*answer is:? [^\n]+\s*",
+    markers=("answer is",),
+    segment=extract_answer_is,
+    segment_source=(
+        "def _solution(text):\n"
+        "    at = max(text.rfind('answer is'), text.rfind('Answer is'), text.rfind('ANSWER IS'))\n"
+        "    if at < 0:\n"
+        "        return None\n"
+        "    rest = text[at + 9:].lstrip(':').split('\\n', 1)[0].strip()\n"
+        "    return rest or None\n"
+    ),
+    template="{reasoning}\nThe answer is {answer}",  # no full stop: written with no answer, it reads as none
+)
+FORMATS: dict[str, AnswerFormat] = {f.name: f for f in (TAGS, BOXED, HASHES, ANSWER_IS)}
 
 
 def answer_format(name: str) -> AnswerFormat:
