@@ -9,7 +9,7 @@ fresh server.
 
 The server is stopped on leaving the block, whatever the reason (an error, Ctrl-C, the end of the search):
 SIGTERM, then SIGKILL after a grace period. Two nets catch what a `with` block cannot: an `atexit` hook, and on
-Linux `PR_SET_PDEATHSIG`, which has the kernel send SIGTERM to the server when the process that started it dies,
+Linux `PR_SET_PDEATHSIG`, which has the kernel send SIGKILL to the server when the process that started it dies,
 even by SIGKILL. The server runs in its own session, so a Ctrl-C in the terminal reaches only the run, which then
 stops it in order. Its output goes to `log_path`; a server that exits or does not answer in time is a one-line
 `ServeError` carrying the log's last line.
@@ -67,9 +67,12 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: the kernel sends SIGTERM when the parent dies (Linux only)."""
+    """Runs in the child between fork and exec: the kernel sends SIGKILL when the parent dies (Linux only).
+
+    Not SIGTERM: uvicorn answers SIGTERM by waiting for the request in flight, minutes of generation on a CPU.
+    """
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass  # not Linux: atexit and the `with` block still stop it
 
