@@ -31,6 +31,16 @@ def test_paper_preset_matches_the_published_setting() -> None:
     assert cfg.proposer.name == "llm" and cfg.proposer.base_url
 
 
+def test_smoke_asks_for_a_format_the_embedded_model_writes_and_paper_keeps_the_tags() -> None:
+    from rewardsearch.tasks import load_task
+
+    smoke = load_task(load_config(preset="smoke").task, 0)
+    paper = load_task(load_config(preset="paper").task, 0)
+    # SmolLM2-135M never writes the tags (strict 0 for every reward); under hashes it answers (presets/smoke.yaml)
+    assert smoke.answer_format.name == "hashes" and "####" in smoke.prompt(smoke.split("dev")[0])[0]["content"]
+    assert paper.answer_format.name == "tags"
+
+
 def test_overrides_apply_with_types() -> None:
     cfg = load_config(preset="smoke", overrides=["screen.steps=7", "task.name=gsm8k", "seed=3"])
     assert (cfg.screen.steps, cfg.task.name, cfg.seed) == (7, "gsm8k", 3)
