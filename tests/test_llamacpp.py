@@ -58,7 +58,7 @@ def test_a_tiny_search_proposed_by_the_served_0_5b_coder(coder_gguf: Path, tiny_
         [*CLI, "run", "--preset", "smoke", "--out", str(run_dir), *overrides, "search.rounds=1",
          "proposer.name=llm", "proposer.serve=llama.cpp", "proposer.model=qwen-coder-0.5b",
          "proposer.temperature=0", "proposer.max_tokens=1500", "proposer.max_calls_per_round=1",
-         "proposer.timeout_s=600", "search.refills=0"],
+         "proposer.timeout_s=900", "proposer.serve_threads=1", "search.refills=0"],
         capture_output=True, text=True, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
