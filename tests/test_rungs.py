@@ -181,8 +181,10 @@ def test_a_tiny_rung_search_end_to_end(tmp_path: Path, tiny_model_dir: Path) -> 
     for name, src in FILES.items():
         (rewards / f"{name}.py").write_text(src)
     run_dir = tmp_path / "run"
+    # the paper's tags: the `tags` reward then passes the probes (written in that format) and only the
+    # pre-screen, on the random model's tag-free text, can see that it gives no signal
     proc = _cli("run", "--preset", "smoke", "--out", str(run_dir), *_overrides(tiny_model_dir),
-                "search.rounds=1", "search.candidates_per_round=4", "search.refills=0", "proposer.name=files",
+                "task.answer_format=tags", "search.rounds=1", "search.candidates_per_round=4", "search.refills=0", "proposer.name=files",
                 f"proposer.path={rewards}", "screen.steps=4", "screen.rungs=[2,4]", "screen.keep=0.5",
                 "screen.keep_within_noise=false", "screen.rung_dev_size=4", "prescreen.enabled=true",
                 "prescreen.prompts=4", "prescreen.samples=4")
