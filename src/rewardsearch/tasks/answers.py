@@ -484,8 +484,8 @@ HASHES = AnswerFormat(
     ),
     template="{reasoning}\n#### {answer}",
 )
-# The sentence small instruct models end with on their own ("The final answer is 10."): the format under which
-# SmolLM2-135M answers at all, so the CPU smoke run has signal (measured in presets/smoke.yaml).
+# The sentence small instruct models end with on their own ("The final answer is 10."). For SmolLM2-135M it is
+# second to `hashes` (strict 0.031 vs 0.062 on the smoke's problems: presets/smoke.yaml), kept as a choice.
 ANSWER_IS = AnswerFormat(
     name="answer_is",
     instruction="Solve the problem step by step. End with the sentence 'The answer is N.', where N is a single number.",
