@@ -287,7 +287,6 @@ class FastDecoder:
         p_len = -(-longest // bucket) * bucket
         key = (b, p_len, max_new_tokens, sampling, tuple(eos_token_ids))
         st = self._shapes.get(key)
-        fresh = st is None
         if st is None:
             if len(self._shapes) >= _MAX_GRAPHS:
                 self._shapes.pop(next(iter(self._shapes)))
@@ -320,7 +319,7 @@ class FastDecoder:
                 st.cur.fill_(p_len)
                 steps = max_new_tokens - 1
                 if self.use_graphs and steps > 0:
-                    if fresh or st.graph is None:
+                    if st.graph is None:
                         self._capture(st, pick, pad_token_id)
                     self._run_graph(st, steps)
                 else:
