@@ -278,6 +278,11 @@ class ScreenConfig(_Section):
         description="GRPO rollouts: fast = our CUDA-graph decoder inside TRL (Llama/Qwen2 on CUDA); trl = TRL's own "
         "generate; auto = fast where it applies, else trl with the reason logged",
     )
+    rollout_weights: Literal["merged", "live"] = Field(
+        "merged",
+        description="fast rollouts sample from: merged = a copy with the LoRA deltas folded in, refreshed before "
+        "each rollout (fewer kernels a token); live = the PEFT-wrapped modules themselves",
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict,
         description="GRPOConfig fields passed through to TRL (screen.trl.loss_type=dr_grpo), checked against the "

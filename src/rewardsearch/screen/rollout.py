@@ -72,14 +72,79 @@ def choose_rollout(requested: str, model: Any, device: str, args: Any) -> tuple[
     return "trl", reason
 
 
-def fast_grpo_trainer_class() -> type:
-    """`GRPOTrainer` with rollouts from `FastDecoder` (built here so importing this module needs no TRL)."""
+def merge_unsupported(model: Any) -> str | None:
+    """Why the LoRA deltas of this PEFT model cannot be folded into a plain copy's weights; None when they can."""
+    if not hasattr(model, "peft_config"):
+        return None   # a plain model: nothing to fold
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.tuners.lora.layer import LoraLayer
+
+    for name, cfg in model.peft_config.items():
+        if getattr(cfg, "modules_to_save", None):
+            return f"adapter {name!r} trains whole modules (modules_to_save)"
+        if getattr(cfg, "use_dora", False) or getattr(cfg, "lora_bias", False):
+            return f"adapter {name!r} uses DoRA or a LoRA bias"
+    shared = {}
+    for _, p in model.named_parameters(remove_duplicate=False):   # a tied weight appears once per owner
+        shared[p.data_ptr()] = shared.get(p.data_ptr(), 0) + 1
+    for mname, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            if type(module) is not LoraLinear:
+                return f"{mname} is a {type(module).__name__} LoRA layer, not a plain Linear one"
+            if shared[module.base_layer.weight.data_ptr()] > 1:
+                return f"{mname}'s weight is tied to another parameter"
+    return None
+
+
+class MergedCopy:
+    """A plain copy of the model in training, its LoRA deltas folded into the weights, refreshed in place.
+
+    Why: at rollout batch sizes a LoRA layer costs as many small kernels as the layer it wraps (two matmuls, a
+    cast, a scale, an add); folded into the weights once per rollout, they cost nothing per token. The weights are
+    overwritten in place, so a CUDA graph captured on the copy sees each refresh. The fold is PEFT's own
+    (`get_delta_weight`, added as `merge_and_unload` adds it); rollouts then differ from the live path only by the
+    rounding of the merged weights, and GRPO's log-probabilities are still TRL's, from the live model.
+    """
+
+    def __init__(self, model: Any) -> None:
+        from peft.tuners.lora.layer import LoraLayer
+
+        from rewardsearch.evaluate.generate import merged_for_eval
+
+        self.model = merged_for_eval(model).requires_grad_(False)
+        plain = dict(self.model.named_modules())
+        live = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._pairs = [(m, plain[n]) for n, m in live.named_modules() if isinstance(m, LoraLayer)]
+
+    def refresh(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            for live, target in self._pairs:
+                target.weight.copy_(live.base_layer.weight)
+                for name in live.active_adapters:
+                    if name in live.lora_A:
+                        target.weight.add_(live.get_delta_weight(name))
+
+
+def fast_grpo_trainer_class(weights: str = "merged") -> type:
+    """`GRPOTrainer` with rollouts from `FastDecoder` (built here so importing this module needs no TRL).
+
+    `weights`: `merged` samples from a `MergedCopy` refreshed before each rollout (falling back to `live`, with
+    the reason logged, where the adapter cannot be folded); `live` runs the PEFT-wrapped modules themselves.
+    """
     from trl import GRPOTrainer
 
     from rewardsearch.evaluate.decoder import FastDecoder, unsupported_reason
 
+    if weights not in ("merged", "live"):
+        raise ValueError(f"rollout weights {weights!r}: expected 'merged' or 'live'")
+
     class FastGRPOTrainer(GRPOTrainer):
         _fast: Any = None
+        _fast_for: Any = None
+        _merged: MergedCopy | None = None
+        rollout_weights: dict[str, Any] | None = None   # what the rollouts sampled from, and why not merged
 
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
                                   has_tool_images=False):  # noqa: ANN001 - TRL's signature
@@ -87,15 +152,27 @@ def fast_grpo_trainer_class() -> type:
                 return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                      has_tool_images)
             model = self.accelerator.unwrap_model(self.model)
-            if self._fast is None or self._fast.lm is not _causal(model):
+            if self._fast is None or self._fast_for is not model:
                 sampling, extras = sampling_settings(self.generation_config, None)
                 reason = unsupported_reason(model, extras)
                 if reason is not None:  # settings changed after the choice was made: say so, use TRL's path
                     print(f"rollout: TRL generate ({reason})", file=sys.stderr)
                     return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                          has_tool_images)
-                self._fast = FastDecoder(model)
+                self._merged, why = None, None
+                if weights == "merged" and hasattr(model, "peft_config"):
+                    why = merge_unsupported(model)
+                    if why is None:
+                        self._merged = MergedCopy(model)
+                    else:
+                        print(f"rollout: live LoRA weights ({why})", file=sys.stderr)
+                self.rollout_weights = {"weights": "merged" if self._merged is not None else "live",
+                                        "reason": why}
+                self._fast = FastDecoder(self._merged.model if self._merged is not None else model)
+                self._fast_for = model
                 self._fast_sampling = sampling
+            if self._merged is not None:
+                self._merged.refresh()   # this optimizer step's weights, written where the graph reads them
             completions = self._fast.generate(
                 prompt_ids, self.max_completion_length, self.eos_token_ids, self._tokenizer.pad_token_id,
                 sampling=self._fast_sampling,
@@ -103,9 +180,3 @@ def fast_grpo_trainer_class() -> type:
             return completions, None
 
     return FastGRPOTrainer
-
-
-def _causal(model: Any) -> Any:
-    from rewardsearch.evaluate.decoder import causal_lm
-
-    return causal_lm(model)

@@ -215,7 +215,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     rollout, fallback = choose_rollout(screen.generation, model, device, args)
     if fallback and screen.generation == "auto":
         print(f"rollout: TRL generate ({fallback})", file=sys.stderr)
-    trainer_cls = fast_grpo_trainer_class() if rollout == "fast" else GRPOTrainer
+    trainer_cls = fast_grpo_trainer_class(screen.rollout_weights) if rollout == "fast" else GRPOTrainer
     trainer = trainer_cls(
         model=model,
         reward_funcs=reward_funcs,
@@ -253,7 +253,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "reward_weights": reward_weights,
         "reward_norm": {f.__name__: f.summary() for f in reward_funcs if hasattr(f, "summary")},
         "env": _environment(device),
-        "generation": {"backend": rollout, "fallback_reason": fallback},
+        "generation": {"backend": rollout, "fallback_reason": fallback,
+                       "rollout_weights": getattr(trainer, "rollout_weights", None)},
         # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
         "trl": {k: getattr(trainer.args, k) for k in screen.trl},
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
