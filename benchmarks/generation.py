@@ -31,6 +31,8 @@ def main() -> int:
     ap.add_argument("--max-new", type=int, default=256)
     ap.add_argument("--hf-batch", type=int, default=1319, help="generate's batch (its best measured: all at once)")
     ap.add_argument("--fast-batch", type=int, default=4096)
+    ap.add_argument("--hf-batch2", type=int, default=0,
+                    help="also run generate at this batch: how often bf16 generate agrees with itself (0 = skip)")
     args = ap.parse_args()
 
     import torch
@@ -60,6 +62,15 @@ def main() -> int:
     fast1, t_fast1 = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None)
     fast, t_fast = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None)
     same = [a == b for a, b in zip(hf, fast, strict=True)]
+    hf_self = None
+    if args.hf_batch2:
+        # The noise floor of the 99% target: the same greedy generate, only batched otherwise (other bf16 shapes).
+        hf2, t_hf2 = timed(_generate_hf, model, tok, texts, args.max_new, args.hf_batch2, None)
+        agree = sum(a == b for a, b in zip(hf, hf2, strict=True))
+        s_hf2 = score(task, problems, hf2, "hf2", args.split)
+        hf_self = {"batch": args.hf_batch2, "wall_s": t_hf2, "identical_items": agree,
+                   "identical_share": agree / len(hf), "accuracy": s_hf2.accuracy,
+                   "flex_accuracy": s_hf2.flex_accuracy}
     s_hf = score(task, problems, hf, "hf", args.split)
     s_fast = score(task, problems, fast, "fast", args.split)
     n_tok = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in fast]
@@ -72,6 +83,9 @@ def main() -> int:
         print(f"  {name:30s} {t:8.2f} s  {acc}")
     print(f"  speed-up {t_hf / t_fast:.1f}x; identical text {sum(same)}/{len(same)}; "
           f"deterministic fast {fast1 == fast}")
+    if hf_self:
+        print(f"  generate at batch {args.hf_batch} vs at batch {args.hf_batch2}: identical text "
+              f"{hf_self['identical_items']}/{len(same)}")
     write_result(f"generation-{args.label or Path(args.model).name}", {
         "model": args.label or args.model, "adapter": args.adapter, "task": args.task, "split": args.split,
         "prompts": len(problems), "max_new_tokens": args.max_new, "dtype": str(dtype), "device": device,
@@ -83,6 +97,7 @@ def main() -> int:
         "speedup": t_hf / t_fast,
         "identical_items": sum(same), "identical_share": sum(same) / len(same),
         "fast_deterministic": fast1 == fast,
+        "baseline_self_agreement": hf_self,
         "accuracy_diff_pp": 100 * (s_fast.accuracy - s_hf.accuracy),
         "first_differences": [{"item": problems[i].id, "hf": hf[i][:400], "fast": fast[i][:400]}
                               for i in differing[:3]],

@@ -7,7 +7,8 @@
     # aggregate throughput with 1, 2, 4 fast trials sharing one GPU:
     python3 benchmarks/grpo_step.py --model DIR --data-dir GSM8K_DIR --per-gpu 1,2,4 --steps 12
 
-Each arm is `python -m rewardsearch.screen.trial` with base rewards only and `screen.generation=<arm>`; step times
+Each arm is `python -m rewardsearch.screen.trial` with base rewards only (`fast`: merged rollout weights, `fast-live`:
+the live PEFT modules; `trl`: TRL's generate); step times
 come from its steps.log (the first two steps, warm-up and graph capture, are left out of the median).
 """
 
@@ -22,11 +23,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import start_trial, step_times, summary, trial_outcome, trial_spec, wait_all, write_result  # noqa: E402
 
+# arm name -> (screen.generation, screen.rollout_weights)
+_ARMS = {"trl": ("trl", "merged"), "fast": ("fast", "merged"), "fast-live": ("fast", "live")}
+
 
 def _overrides(args: argparse.Namespace, backend: str, steps: int) -> list[str]:
+    if backend not in _ARMS:
+        raise SystemExit(f"arm {backend!r}: expected one of {sorted(_ARMS)}")
+    generation, weights = _ARMS[backend]
     return [
         f"task.name={args.task}", *( [f"task.data_dir={args.data_dir}"] if args.data_dir else []),
-        f"screen.steps={steps}", f"screen.generation={backend}", "screen.checkpoint_every=0",
+        f"screen.steps={steps}", f"screen.generation={generation}", f"screen.rollout_weights={weights}",
+        "screen.checkpoint_every=0",
         f"screen.num_generations={args.gens}", f"screen.prompts_per_step={args.prompts}",
         f"screen.max_completion_length={args.completion_len}", f"screen.learning_rate={args.lr}",
         f"screen.beta={args.beta}", f"eval.dev_size={args.dev}", f"eval.max_new_tokens={args.eval_tokens}",
@@ -40,7 +48,8 @@ def main() -> int:
     ap.add_argument("--label", default=None)
     ap.add_argument("--task", default="gsm8k")
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--arms", default="trl:6,fast:20", help="backend:steps, comma separated")
+    ap.add_argument("--arms", default="trl:6,fast:20",
+                    help="arm:steps, comma separated; arms: trl, fast (merged rollout weights), fast-live")
     ap.add_argument("--together", action="store_true", help="start all arms at once")
     ap.add_argument("--per-gpu", default=None, help="trial counts to run side by side with the fast path")
     ap.add_argument("--steps", type=int, default=12, help="--per-gpu: steps per trial")
@@ -103,12 +112,13 @@ def main() -> int:
         if arm.get("log_tail"):
             print(arm["log_tail"][-800:])
     med = {a["backend"]: a["step_time"].get("median_s") for a in result["arms"]}
-    if med.get("trl") and med.get("fast"):
-        result["speedup"] = med["trl"] / med["fast"]
-        print(f"  speed-up {result['speedup']:.1f}x")
+    for arm in ("fast", "fast-live"):
+        if med.get("trl") and med.get(arm):
+            result["speedup" if arm == "fast" else f"speedup_{arm}"] = med["trl"] / med[arm]
+            print(f"  speed-up {arm} {med['trl'] / med[arm]:.1f}x")
     if args.save_adapter:
         for (backend, _), d in zip(arms, dirs, strict=True):
-            if backend == "fast" and (d / "adapter").is_dir():
+            if backend.startswith("fast") and (d / "adapter").is_dir():
                 shutil.rmtree(args.save_adapter, ignore_errors=True)
                 shutil.copytree(d / "adapter", args.save_adapter)
     write_result(f"grpo-step-{label}{'-together' if args.together else ''}", result)
