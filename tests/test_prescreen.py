@@ -128,3 +128,31 @@ def test_the_pool_is_sampled_by_the_base_model_with_correctness(tmp_path: Path, 
     res = prescreen_check(RewardSpec(name="length", source=REWARDS["length"], entrypoint="length"), pool,
                           cfg.prescreen, cfg.sandbox)
     assert res.details["groups"] == 3 and res.details["scored_groups"] == 3
+
+
+def test_both_sampling_paths_give_k_completions_per_prompt_in_order(tiny_model_dir: Path, monkeypatch) -> None:
+    # The CUDA path (the fast decoder) runs here on CPU without graphs: the same grouping as generate's path.
+    import torch
+
+    from rewardsearch.evaluate import generate as gen_mod
+    from rewardsearch.evaluate.generate import load_for_eval
+    from rewardsearch.screen import prescreen
+
+    model, tok = load_for_eval(tiny_model_dir, None, "cpu", torch.float32)
+    prompts = [[{"role": "user", "content": f"What is {i} + 1?"}] for i in range(3)]
+    pcfg = PrescreenConfig(samples=4, batch_size=2)
+    torch.manual_seed(0)
+    hf = prescreen._sample(model, tok, prompts, 6, pcfg, 1.0)
+    from rewardsearch.evaluate.decoder import FastDecoder
+
+    calls = []
+    real = FastDecoder.generate
+    monkeypatch.setattr(FastDecoder, "generate", lambda self, p, *a, **k: calls.append(len(p)) or real(self, p, *a, **k))
+    monkeypatch.setattr(gen_mod, "choose_backend", lambda requested, model, settings=None: ("fast", None))
+    torch.manual_seed(0)
+    fast = prescreen._sample(model, tok, prompts, 6, pcfg, 1.0)
+    assert calls == [12]   # the whole pool in one batch
+    for out in (hf, fast):
+        assert [len(g) for g in out] == [4, 4, 4]
+        assert all(isinstance(c, str) for g in out for c in g)
+    assert len({c for g in fast for c in g}) > 3   # sampled, not one greedy answer repeated

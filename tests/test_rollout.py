@@ -74,15 +74,22 @@ def test_fast_asked_for_where_it_cannot_run_is_an_error(tiny_model_dir):
     assert choose_rollout("trl", model, "cuda", args) == ("trl", "screen.generation=trl")
 
 
-def _peft_model(model_dir: Path, **lora):
+def _peft_model(model_dir: Path | None, **lora):
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
     from rewardsearch.config import LoraConfigSection
     from rewardsearch.models import lora_config
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora_config(LoraConfigSection(r=4, **lora)))
+    if model_dir is None:   # no tokenizer needed: a tiny Llama of 96 token ids (as tests/test_decoder.py builds)
+        torch.manual_seed(0)
+        base = LlamaForCausalLM(LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, eos_token_id=2,
+                                            pad_token_id=0, bos_token_id=1, tie_word_embeddings=True))
+    else:
+        base = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = get_peft_model(base, lora_config(LoraConfigSection(r=4, **lora)))
     torch.manual_seed(1)
     with torch.no_grad():   # a trained-looking adapter: B is zero at init, so the fold would be invisible
         for n, p in model.named_parameters():
@@ -138,14 +145,14 @@ def test_fast_trainer_samples_from_the_merged_copy_by_default_and_live_when_aske
         fast_grpo_trainer_class("fused")
 
 
-def test_cuda_graph_on_the_merged_copy_follows_each_refresh(tiny_model_dir):
+def test_cuda_graph_on_the_merged_copy_follows_each_refresh():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA device")
     from rewardsearch.evaluate.decoder import FastDecoder
     from rewardsearch.screen.rollout import MergedCopy
 
-    model = _peft_model(tiny_model_dir).cuda()
+    model = _peft_model(None).cuda()
     merged = MergedCopy(model)
     dec = FastDecoder(merged.model)
     prompts = [[1, 5, 9, 40], [7, 8, 2, 11, 12, 13, 50]]

@@ -371,7 +371,8 @@ class PrescreenConfig(_Section):
     max_new_tokens: int | None = Field(
         None, ge=1, description="tokens per sampled completion; unset = screen.max_completion_length"
     )
-    batch_size: int = Field(16, ge=1, description="prompts sampled together")
+    batch_size: int = Field(16, ge=1, description="prompts sampled together by `generate` (CPU); the fast decoder "
+                            "(CUDA) samples the whole pool in one batch")
     min_signal_groups: float = Field(
         0.05, ge=0.0, le=1.0,
         description="reject when fewer than this share of groups get any spread of the candidate's scores",

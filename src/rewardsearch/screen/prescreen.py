@@ -63,7 +63,7 @@ def sample_pool(spec: PoolSpec) -> dict[str, Any]:
     import torch
 
     from rewardsearch.config import ModelConfig, ScreenConfig, TaskConfig
-    from rewardsearch.evaluate.generate import eos_token_ids, load_for_eval
+    from rewardsearch.evaluate.generate import load_for_eval
     from rewardsearch.models import pick_device, pick_dtype
     from rewardsearch.tasks import load_task
 
@@ -77,28 +77,14 @@ def sample_pool(spec: PoolSpec) -> dict[str, Any]:
     max_new = pcfg.max_new_tokens or screen.max_completion_length
     torch.manual_seed(spec.seed)
     t0 = time.time()
+    comps_all = _sample(model, tok, [task.prompt(p) for p in problems], max_new, pcfg, screen.temperature)
     groups = []
-    old_side, tok.padding_side = tok.padding_side, "left"   # new tokens follow the prompt directly
-    try:
-        for start in range(0, len(problems), pcfg.batch_size):
-            batch = problems[start : start + pcfg.batch_size]
-            texts = [tok.apply_chat_template(task.prompt(p), add_generation_prompt=True, tokenize=False) for p in batch]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            with torch.inference_mode():
-                # as a GRPO rollout samples (TRL's defaults: plain temperature sampling, no top-k/top-p cut)
-                gen = model.generate(**enc, max_new_tokens=max_new, do_sample=True, temperature=screen.temperature,
-                                     top_p=1.0, top_k=0, num_return_sequences=pcfg.samples,
-                                     eos_token_id=eos_token_ids(model, tok), pad_token_id=tok.pad_token_id)
-            texts_out = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            for i, p in enumerate(batch):
-                comps = texts_out[i * pcfg.samples : (i + 1) * pcfg.samples]
-                groups.append({
-                    "item_id": p.id, "prompt": task.prompt(p), "answer": p.answer, "completions": comps,
-                    "strict": [int(task.is_correct(task.extract_strict(c), p.answer)) for c in comps],
-                    "flexible": [int(task.is_correct(task.extract_flexible(c), p.answer)) for c in comps],
-                })
-    finally:
-        tok.padding_side = old_side
+    for p, comps in zip(problems, comps_all, strict=True):
+        groups.append({
+            "item_id": p.id, "prompt": task.prompt(p), "answer": p.answer, "completions": comps,
+            "strict": [int(task.is_correct(task.extract_strict(c), p.answer)) for c in comps],
+            "flexible": [int(task.is_correct(task.extract_flexible(c), p.answer)) for c in comps],
+        })
     n = sum(len(g["completions"]) for g in groups)
     return {
         "groups": groups, "wall_s": time.time() - t0, "device": device, "max_new_tokens": max_new,
@@ -107,6 +93,41 @@ def sample_pool(spec: PoolSpec) -> dict[str, Any]:
         "flexible_rate": sum(sum(g["flexible"]) for g in groups) / n if n else 0.0,
         "mixed_groups": sum(0 < sum(g["flexible"]) < len(g["flexible"]) for g in groups),
     }
+
+
+def _sample(model: Any, tok: Any, prompts: list[Any], max_new: int, pcfg: PrescreenConfig,
+            temperature: float) -> list[list[str]]:
+    """`pcfg.samples` completions per chat prompt, sampled as a GRPO rollout samples (TRL's defaults: plain
+    temperature sampling, no top-k/top-p cut): through the fast decoder on CUDA, else `generate`."""
+    import torch
+
+    from rewardsearch.evaluate.decoder import FastDecoder, Sampling
+    from rewardsearch.evaluate.generate import choose_backend, eos_token_ids
+
+    k = pcfg.samples
+    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in prompts]
+    eos = eos_token_ids(model, tok)
+    if choose_backend("auto", model)[0] == "fast":
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        rows = FastDecoder(model).generate([i for i in ids for _ in range(k)], max_new, eos, tok.pad_token_id,
+                                           sampling=Sampling(greedy=False, temperature=temperature), prompt_bucket=1)
+        flat = tok.batch_decode(rows, skip_special_tokens=True)
+        return [flat[i * k : (i + 1) * k] for i in range(len(prompts))]
+    out: list[list[str]] = []
+    old_side, tok.padding_side = tok.padding_side, "left"   # new tokens follow the prompt directly
+    try:
+        for start in range(0, len(texts), pcfg.batch_size):
+            batch = texts[start : start + pcfg.batch_size]
+            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                gen = model.generate(**enc, max_new_tokens=max_new, do_sample=True, temperature=temperature,
+                                     top_p=1.0, top_k=0, num_return_sequences=k,
+                                     eos_token_id=eos, pad_token_id=tok.pad_token_id)
+            flat = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out.extend(flat[i * k : (i + 1) * k] for i in range(len(batch)))
+    finally:
+        tok.padding_side = old_side
+    return out
 
 
 def _auc(right: list[float], wrong: list[float]) -> float:
