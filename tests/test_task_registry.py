@@ -32,18 +32,9 @@ class CountTask(NumericTask):
     version = "1"
     answer_format = HASHES
 
-    def __init__(self, seed):
-        self.seed = seed
-        self._splits = None
-
-    @classmethod
-    def from_config(cls, cfg, seed):
-        task = cls(seed)
-        task.configure(cfg)
-        return task
-
-    def _build(self):
+    def _build(self):  # no __init__ or from_config: NumericTask's keep self.cfg and self.seed
         def make(split, k):
+            k += 1000 * self.seed
             return [Problem(f"count-{split}-{i}", f"What is {k + i} plus one?", str(k + i + 1)) for i in range(5)]
         return {"train": make("train", 0), "dev": make("dev", 100), "test": make("test", 200)}
 
@@ -85,6 +76,15 @@ def test_module_path_task(plugin_dir: Path) -> None:
     assert task.prompt(p)[0]["content"] == HASHES.instruction
     assert task.is_correct(task.extract_strict(f"100 + 1 = 101\n#### {p.answer}"), p.answer)
     assert task.extract_strict(f"<solution>{p.answer}</solution>") is None  # not this task's format
+
+
+def test_a_plugin_without_boilerplate_gets_its_config_and_seed(plugin_dir: Path) -> None:
+    cfg = TaskConfig(name="rs_plugin_tasks:CountTask", answer_format="boxed", check="exact")
+    task = load_task(cfg, 3)
+    assert task.cfg is cfg and task.seed == 3
+    assert task.answer_format is BOXED and task.check == "exact"  # configure() ran
+    assert task.split("dev")[0].question == "What is 3100 plus one?"  # _build saw the seed
+    assert load_task(TaskConfig(name="rs_plugin_tasks:CountTask"), 0).answer_format is HASHES  # nothing to apply
 
 
 def test_entry_point_task(plugin_dir: Path) -> None:

@@ -52,16 +52,6 @@ class DoubleTask(NumericTask):
     version = "1"
     answer_format = ANSWER_LINE
 
-    def __init__(self, seed):
-        self.seed = seed
-        self._splits = None
-
-    @classmethod
-    def from_config(cls, cfg, seed):
-        task = cls(seed)
-        task.configure(cfg)
-        return task
-
     def _build(self):
         def make(split, k, n):
             return [Problem(f"double-{split}-{i:03d}", f"What is twice {k + i}?", str(2 * (k + i))) for i in range(n)]

@@ -8,7 +8,7 @@ importing this package stays cheap and cycle-free.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from rewardsearch.tasks import answers
 from rewardsearch.tasks.answers import TAGS, AnswerFormat
@@ -24,7 +24,10 @@ class NumericTask:
     """Base of tasks whose gold answer is one number.
 
     Subclasses set `name` and `version` and implement `_build` (all three splits, built once on first use)
-    and `_describe` (the task-specific parts of the card).
+    and `_describe` (the task-specific parts of the card). The default constructor keeps the task's config
+    section and seed as `self.cfg` and `self.seed`, and `from_config` builds the task and applies
+    `task.answer_format` / `task.check`; a subclass whose constructor takes other arguments overrides
+    `from_config` too (as `ArithTask` and `GSM8KTask` do).
     """
 
     name: str
@@ -32,6 +35,18 @@ class NumericTask:
     answer_format: AnswerFormat = TAGS
     check: str = "numeric"
     _splits: dict[str, list[Problem]] | None = None
+
+    def __init__(self, cfg: TaskConfig, seed: int) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self._splits = None
+
+    @classmethod
+    def from_config(cls, cfg: TaskConfig, seed: int) -> Self:
+        """What the registry calls: `cls(cfg, seed)`, then the config's answer format and check applied."""
+        task = cls(cfg, seed)
+        task.configure(cfg)
+        return task
 
     def configure(self, cfg: TaskConfig) -> None:
         """Take the answer format and the check from config where it names them (else the class's own)."""

@@ -109,17 +109,6 @@ class FileTask(NumericTask):
     name = "file"
     version = "1"
 
-    def __init__(self, cfg: TaskConfig, seed: int) -> None:
-        self.cfg = cfg
-        self.seed = seed
-        self._splits = None
-
-    @classmethod
-    def from_config(cls, cfg: TaskConfig, seed: int) -> FileTask:
-        task = cls(cfg, seed)
-        task.configure(cfg)
-        return task
-
     def _build(self) -> dict[str, list[Problem]]:
         assert self.cfg.path is not None, "TaskConfig requires task.path for task.name=file"
         train = read_rows(self.cfg.path, self.cfg)
