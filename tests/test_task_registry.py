@@ -108,6 +108,56 @@ def test_unknown_task_key_is_one_line() -> None:
         load_config(preset="smoke", overrides=["task.question_feild=q"])
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["task.dev_pool=10"], "task.dev_pool=10: task.name=arith ignores it (use task.arith.dev_size)"),
+        (["task.name=gsm8k", "task.path=p.jsonl"],
+         "task.path='p.jsonl': task.name=gsm8k ignores it (use task.data_dir or task.name=file)"),
+        (["task.name=gsm8k", "task.question_field=q"],
+         "task.question_field='q': task.name=gsm8k ignores it (it reads task.data_dir, task.dev_pool)"),
+        (["task.name=file", "task.path=p.jsonl", "task.data_dir=d"],
+         "task.data_dir='d': task.name=file ignores it (use task.path)"),
+        (["task.name=file", "task.path=p.jsonl", "task.test_path=t.jsonl", "task.test_pool=5"],
+         "task.test_pool=5: ignored while task.test_path='t.jsonl' gives the test set"),
+        (["task.name=hf", "task.dataset=d", "task.test_pool=5"],
+         "task.test_pool=5: ignored while task.test_split='test' gives the test set (or set task.test_split=null"),
+        (["task.name=hf", "task.dataset=d", "task.path=p.jsonl"],
+         "task.path='p.jsonl': task.name=hf ignores it (use task.name=file)"),
+    ],
+)  # fmt: skip
+def test_a_setting_the_task_ignores_is_refused(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(preset="smoke", overrides=overrides)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["task.name=file", "task.path=p.jsonl", "task.dev_pool=10", "task.test_pool=10", "task.question_field=q"],
+        ["task.name=hf", "task.dataset=d", "task.test_split=null", "task.test_pool=5"],
+        ["task.name=gsm8k", "task.data_dir=d", "task.dev_pool=10"],
+        ["task.name=file", "task.path=p.jsonl"],  # the smoke preset's task.arith.* is no error for file
+        ["task.name=rs_plugin_tasks:CountTask", "task.path=p.jsonl"],  # a plugin's reads are its own business
+    ],
+)
+def test_settings_the_task_reads_are_accepted(overrides: list[str]) -> None:
+    assert load_config(preset="smoke", overrides=overrides).task.name == overrides[0].split("=")[1]
+
+
+def test_ignored_settings_in_a_stored_run_still_load() -> None:
+    """A run made before the check (task.dev_pool beside arith) resumes, and its final stage still overrides."""
+    from rewardsearch.config import Config, override_config
+
+    old = Config().model_dump(mode="json")
+    old["task"]["dev_pool"] = 10
+    cfg = Config.model_validate(old)  # what `resume` does
+    assert override_config(cfg, ["ensemble.max_members=4"], allowed=("ensemble.",)).task.dev_pool == 10
+    with pytest.raises(ConfigError, match="task.dev_pool=10: task.name=arith ignores it"):
+        override_config(cfg, ["task.answer_format=boxed"])  # new task input checks the section again
+
+
 def test_unknown_answer_format_is_one_line() -> None:
     with pytest.raises(ConfigError, match=r"task.answer_format='boxd'.*did you mean 'boxed'"):
         load_config(preset="smoke", overrides=["task.answer_format=boxd"])

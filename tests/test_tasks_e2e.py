@@ -165,6 +165,7 @@ def test_a_jsonl_file_in_the_boxed_format_runs_eval_and_a_search(tmp_path: Path,
     _search_ran(run_dir)
     store = Store.in_dir(run_dir)
     try:
+        assert store.get_meta("config")["task"]["check"] == check  # the run graded with the check asked for
         for c in store.candidates():
             assert "\\\\boxed{" in c["source"] and "<solution>" not in c["source"], c["name"]
     finally:

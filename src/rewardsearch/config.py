@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -114,6 +122,18 @@ class TaskConfig(_Section):
             raise ValueError("task.name=file needs task.path (a .jsonl, .csv or .parquet file)")
         if self.name == "hf" and not self.dataset:
             raise ValueError("task.name=hf needs task.dataset (a `datasets` name, e.g. openai/gsm8k)")
+        return self
+
+    @model_validator(mode="after")
+    def _no_ignored_settings(self, info: ValidationInfo) -> TaskConfig:
+        # Only on what a person just wrote (a preset, a file, task.* overrides: `_validated` says so in the
+        # context), not on configs read back from a run, so that runs made before this check still resume.
+        if (info.context or {}).get("refuse_ignored"):
+            from rewardsearch.tasks.registry import ignored_setting
+
+            problem = ignored_setting(self)
+            if problem:
+                raise ValueError(problem)
         return self
 
 
@@ -616,15 +636,18 @@ def load_config(
             raise ConfigError(f"config file {str(p)!r} is not valid YAML: {exc}".splitlines()[0]) from None
         if not isinstance(tree, dict):
             raise ConfigError(f"config file {str(p)!r} must hold a mapping, got {type(tree).__name__}")
-    return _validated(tree, parse_overrides(overrides or []))
+    return _validated(tree, parse_overrides(overrides or []), refuse_ignored=True)
 
 
-def _validated(tree: dict[str, Any], parsed: dict[str, Any]) -> Config:
-    """`tree` with the parsed overrides applied, validated once; errors name the override that caused them."""
+def _validated(tree: dict[str, Any], parsed: dict[str, Any], refuse_ignored: bool) -> Config:
+    """`tree` with the parsed overrides applied, validated once; errors name the override that caused them.
+
+    `refuse_ignored`: a task setting its task does not read is an error (`TaskConfig._no_ignored_settings`).
+    """
     for key, value in parsed.items():
         _set_dotted(tree, key, value)
     try:
-        return Config.model_validate(tree)
+        return Config.model_validate(tree, context={"refuse_ignored": refuse_ignored})
     except ValidationError as err:
         raise ConfigError(_format_error(err, parsed)) from None
 
@@ -635,7 +658,8 @@ def override_config(cfg: Config, overrides: list[str], allowed: tuple[str, ...] 
     for key in parsed:
         if allowed and not key.startswith(allowed):
             raise ConfigError(f"override {key!r}: only {', '.join(p + '*' for p in allowed)} keys may change here")
-    return _validated(cfg.model_dump(mode="json"), parsed)
+    # task.* overrides are new input (`eval`); the rest of a stored run's task section is not checked again
+    return _validated(cfg.model_dump(mode="json"), parsed, refuse_ignored=any(k.startswith("task.") for k in parsed))
 
 
 def config_from_json(blob: str) -> Config:

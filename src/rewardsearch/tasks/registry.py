@@ -15,7 +15,10 @@ from __future__ import annotations
 import difflib
 import importlib
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rewardsearch.config import TaskConfig
 
 ENTRY_POINT_GROUP = "rewardsearch.tasks"
 
@@ -25,6 +28,53 @@ BUILTIN: dict[str, str] = {
     "file": "rewardsearch.tasks.data:FileTask",
     "hf": "rewardsearch.tasks.data:HFTask",
 }
+
+
+# The source settings of `TaskConfig` each built-in reads (`name`, `answer_format` and `check` every task reads;
+# `arith` is its own section, which presets fill whatever task is picked, so it is left out of the rule).
+SOURCE_FIELDS = ("data_dir", "dev_pool", "path", "test_path", "dataset", "config", "train_split", "test_split",
+                 "test_pool", "question_field", "answer_field")  # fmt: skip
+_COLUMNS = ("question_field", "answer_field")
+READS: dict[str, tuple[str, ...]] = {
+    "arith": (),  # sizes are task.arith.train_size / dev_size / test_size
+    "gsm8k": ("data_dir", "dev_pool"),
+    "file": ("path", "test_path", "dev_pool", "test_pool", *_COLUMNS),
+    "hf": ("dataset", "config", "train_split", "test_split", "dev_pool", "test_pool", *_COLUMNS),
+}
+# Where the setting someone gave to the wrong task lives for that task, when there is one.
+_INSTEAD: dict[tuple[str, str], str] = {
+    ("arith", "dev_pool"): "task.arith.dev_size", ("arith", "test_pool"): "task.arith.test_size",
+    ("arith", "data_dir"): "task.name=gsm8k", ("gsm8k", "path"): "task.data_dir or task.name=file",
+    ("file", "data_dir"): "task.path", ("hf", "path"): "task.name=file",
+    ("file", "dataset"): "task.name=hf",
+}  # fmt: skip
+
+
+def ignored_setting(cfg: TaskConfig) -> str | None:
+    """A one-line error for the first source setting of `cfg` that its task ignores, else None.
+
+    A setting counts as given when it differs from its default. Only built-ins are checked: what a plugin reads
+    is its own business. `test_pool` is read only where no test set is given (`task.test_path` for file,
+    `task.test_split` for hf).
+    """
+    reads = READS.get(cfg.name)
+    if reads is None:
+        return None
+    defaults = type(cfg).model_fields
+    for field in SOURCE_FIELDS:
+        value = getattr(cfg, field)
+        if value == defaults[field].default:
+            continue
+        if field not in reads:
+            instead = _INSTEAD.get((cfg.name, field))
+            hint = f"use {instead}" if instead else "it reads " + (", ".join(f"task.{f}" for f in reads) or "task.arith.*")
+            return f"task.{field}={value!r}: task.name={cfg.name} ignores it ({hint})"
+        test_set = cfg.test_path if cfg.name == "file" else cfg.test_split
+        if field == "test_pool" and test_set is not None:
+            given = "task.test_path" if cfg.name == "file" else "task.test_split"
+            return (f"task.test_pool={value!r}: ignored while {given}={test_set!r} gives the test set "
+                    f"(or set {given}=null to carve a seeded test slice out of train)")  # fmt: skip
+    return None
 
 
 def available() -> dict[str, str]:
