@@ -146,6 +146,14 @@ def test_settings_the_task_reads_are_accepted(overrides: list[str]) -> None:
     assert load_config(preset="smoke", overrides=overrides).task.name == overrides[0].split("=")[1]
 
 
+def test_every_task_setting_is_classified() -> None:
+    """A new TaskConfig field must be placed in registry.SOURCE_FIELDS (or be one every task reads)."""
+    from rewardsearch.tasks.registry import READS, SOURCE_FIELDS
+
+    assert set(TaskConfig.model_fields) == {"name", "answer_format", "check", "arith", *SOURCE_FIELDS}
+    assert all(set(reads) <= set(SOURCE_FIELDS) for reads in READS.values())
+
+
 def test_ignored_settings_in_a_stored_run_still_load() -> None:
     """A run made before the check (task.dev_pool beside arith) resumes, and its final stage still overrides."""
     from rewardsearch.config import Config, override_config

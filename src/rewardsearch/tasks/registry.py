@@ -8,6 +8,9 @@ A third-party package registers a task in its `pyproject.toml`:
 
 and `task.name=mytask` then picks it. The class must offer `from_config(cfg: TaskConfig, seed: int)`
 returning an object that satisfies `rewardsearch.tasks.base.Task` (see docs/tasks.md).
+
+`READS` says which `task.*` source settings each built-in reads; config validation refuses the others
+(`ignored_setting`), so a setting never silently does nothing.
 """
 
 from __future__ import annotations
