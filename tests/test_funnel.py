@@ -49,8 +49,25 @@ def test_each_stage_is_counted_per_round(tmp_path: Path) -> None:
 
     r1, r2 = round_funnel(store)
     assert r1 == {"round": 1, "calls": 1, "proposed": 6, "parsed": 5, "unreadable": 1, "duplicates": 2,
-                  "candidates": 4, "passed_static": 3, "passed_probes": 2, "trained": 1,
+                  "candidates": 4, "passed_static": 3, "passed_probes": 2, "trained": 1, "last_rung": 1,
                   "completion_tokens": 300, "request_s": 10.0, "tokens_per_s": 30.0}
     assert (r2["round"], r2["proposed"], r2["parsed"], r2["passed_static"], r2["passed_probes"], r2["trained"]) \
         == (2, 1, 1, 1, 0, 0)
     assert r2["tokens_per_s"] is None
+
+
+def test_with_halving_trained_counts_every_trial_and_last_rung_the_promoted(tmp_path: Path) -> None:
+    from rewardsearch.store import TrialRecord
+
+    store = Store.in_dir(tmp_path)
+    kept, dropped, dead, rejected = (_spec(n, 1, origin="evolve") for n in ("kept", "dropped", "dead", "rejected"))
+    store.add_candidates([kept, dropped, dead, rejected], proposed_round=1)
+    store.set_candidate_state(kept.id, "evaluated")
+    store.set_candidate_state(dropped.id, "dropped", "dropped at rung 1/2")
+    store.set_candidate_state(dead.id, "failed", "early stop at step 5/30: non-finite loss")
+    store.set_candidate_state(rejected.id, "rejected", "prescreen: no spread")
+    # the failed one trained for a while (its trial ran); the rejected one never got a trial
+    store.upsert_trial(TrialRecord(id="t-dead", kind="candidate", round=1, seed=0, rewards=[dead.id],
+                                   candidate_id=dead.id, state="failed"))
+    (r1,) = round_funnel(store)
+    assert (r1["candidates"], r1["trained"], r1["last_rung"]) == (4, 3, 1)

@@ -10,7 +10,8 @@ give the same numbers and nothing has to be kept in step during the run. Stages,
 - `duplicates`: parsed items with the source of a candidate already in the run (dropped at parse time) plus
   candidates that behaved exactly like an earlier one on the probes (rejected at `dedup`);
 - `passed_static`, `passed_probes`: candidates that passed the AST check, then the sandboxed dry run;
-- `trained`: candidates whose trial finished and was evaluated on dev.
+- `trained`: candidates that got a GRPO trial (whatever became of it: evaluated, dropped at a rung, failed);
+- `last_rung`: those evaluated on dev after the full budget (with successive halving, the promoted ones).
 
 `passed_probes` counts behavioural duplicates too (they passed the probes, then matched a twin), so
 `passed_probes - dedup rejections` is what went to training. `tokens_per_s` is completion tokens over the
@@ -30,7 +31,7 @@ _KEPT_REASONS = ("duplicate", "beyond")  # dropped items that parsed fine: a sou
 def round_funnel(store: Store) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = defaultdict(lambda: {
         "calls": 0, "proposed": 0, "parsed": 0, "unreadable": 0, "duplicates": 0, "candidates": 0,
-        "passed_static": 0, "passed_probes": 0, "trained": 0, "completion_tokens": 0, "request_s": 0.0,
+        "passed_static": 0, "passed_probes": 0, "trained": 0, "last_rung": 0, "completion_tokens": 0, "request_s": 0.0,
     })
     with_calls: set[int] = set()
     for call in store.proposer_calls(status="ok"):
@@ -45,6 +46,7 @@ def round_funnel(store: Store) -> list[dict[str, Any]]:
         r["duplicates"] += sum(1 for d in dropped if str(d.get("reason", "")).startswith("duplicate"))
         r["completion_tokens"] += call["completion_tokens"] or 0
         r["request_s"] += call["latency_s"] or 0.0
+    started = {t.candidate_id for t in store.trials(kind="candidate") if t.state != "pending"}
     for c in store.candidates():
         r = rows[c["round"]]
         r["candidates"] += 1
@@ -55,7 +57,8 @@ def round_funnel(store: Store) -> list[dict[str, Any]]:
         r["passed_static"] += "static" in passed
         r["passed_probes"] += "probe" in passed
         r["duplicates"] += (c["reason"] or "").startswith("dedup:")
-        r["trained"] += c["state"] == "evaluated"
+        r["trained"] += c["state"] in ("trained", "evaluated", "dropped") or c["id"] in started
+        r["last_rung"] += c["state"] == "evaluated"
     out = []
     for rnd in sorted(rows):
         r = rows[rnd]
