@@ -32,7 +32,9 @@ elif [ "$(state)" != "done" ]; then
 fi
 echo "== search: $(state) after $(( $(date +%s) - t0 )) s"
 if [ "$(state)" = "done" ] && [ "$(left)" -gt 60 ]; then
-  timeout -s INT "$(left)" "${CLI[@]}" ensemble "$D"   # continues an unfinished final stage
+  # continues an unfinished final stage; RS_ENSEMBLE_ARGS: ensemble.*/executor.* overrides (ensemble.slots=4)
+  # shellcheck disable=SC2086
+  timeout -s INT "$(left)" "${CLI[@]}" ensemble "$D" ${RS_ENSEMBLE_ARGS:-}
   echo "== final stage after $(( $(date +%s) - t0 )) s"
 fi
 if "${CLI[@]}" report "$D" >/dev/null 2>&1; then
