@@ -38,6 +38,7 @@ def _open_run(run_dir: Path):
 
 
 def _drive(run_dir: Path, store, cfg) -> None:
+    from rewardsearch.execute.base import ExecutorError
     from rewardsearch.models import ModelNotAvailable
     from rewardsearch.propose.base import ProposerError, ProposerNotAvailable
     from rewardsearch.propose.serve import serving
@@ -58,7 +59,7 @@ def _drive(run_dir: Path, store, cfg) -> None:
                 _run_final_stage(run_dir, store, cfg)
     except (RunLocked, ModelNotAvailable) as exc:
         _fail(str(exc))
-    except (ProposerError, ProposerNotAvailable, RunStopped) as exc:
+    except (ProposerError, ProposerNotAvailable, RunStopped, ExecutorError) as exc:
         store.set_meta("status", "failed")
         store.set_meta("stopped", str(exc))
         _fail(f"{exc}; what the run has so far is kept: fix it, then `rewardsearch resume {run_dir}`")
@@ -105,12 +106,26 @@ def run(
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Continue a stopped or killed run without redoing finished work."""
-    from rewardsearch.config import Config
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="executor.KEY=VALUE: where this session runs trials (e.g. executor.name=ray)")
+    ] = None,
+) -> None:
+    """Continue a stopped or killed run without redoing finished work, on the same or another executor."""
+    from rewardsearch.config import Config, ConfigError, override_config
 
     store = _open_run(run_dir)
     cfg = Config.model_validate(store.get_meta("config"))
+    if overrides:
+        # where trials run changes nothing they compute: the run's config (and its hash) stay as they were
+        try:
+            cfg = override_config(cfg, overrides, allowed=("executor.",))
+        except ConfigError as exc:
+            _fail(str(exc))
+        store.event("resume_overrides", overrides=list(overrides))
+        for item in overrides:
+            err.print(f"override (this session): {item}", highlight=False, markup=False)
     if store.get_meta("status") == "done":
         if cfg.ensemble.after_run and store.get_meta("final_status") != "done":
             from rewardsearch.config import override_config

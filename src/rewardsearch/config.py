@@ -457,6 +457,12 @@ class ExecutorConfig(_Section):
         "write in place; unset = each trial's directory is shipped to the task and back with its result",
     )
 
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpu_ids(cls, v: Any) -> Any:
+        # `executor.gpus=[0,1]` parses as ints; CUDA_VISIBLE_DEVICES takes indices and UUIDs alike, as text
+        return [str(x) for x in v] if isinstance(v, list) else v
+
     @model_validator(mode="after")
     def _one_executor(self) -> ExecutorConfig:
         if self.name == "local":

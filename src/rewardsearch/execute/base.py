@@ -49,6 +49,10 @@ ATTEMPT_ENV = "REWARDSEARCH_ATTEMPT"
 CRASH_FILE = "crash.json"   # written by a trial process that raised (`screen/trial.py:main`): type, reason, oom
 
 
+class ExecutorError(RuntimeError):
+    """An executor cannot run here (Ray missing, no GPU in the cluster, artifacts not reachable); one line."""
+
+
 @dataclass
 class Job:
     trial_id: str

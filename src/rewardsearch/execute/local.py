@@ -110,8 +110,8 @@ class LocalExecutor(Executor):
     def _start(self, job: Job, attempt: int, queued_at: float) -> dict[str, Any]:
         dev = self.pool.take()
         env = {**self.env, ATTEMPT_ENV: str(attempt)}
-        if dev != "cpu":
-            env["CUDA_VISIBLE_DEVICES"] = dev
+        # a CPU trial sees no GPU at all: nothing it imports can take memory on a card other trials use
+        env["CUDA_VISIBLE_DEVICES"] = "" if dev == "cpu" else dev
         log = open(job.log_path, "ab")  # noqa: SIM115 - closed when the attempt ends
         log.write(f"== attempt {attempt} on {self.host} device {dev} at {time.strftime('%H:%M:%S')} ==\n".encode())
         log.flush()
