@@ -3,7 +3,8 @@
     REWARDSEARCH_FAULT="MODE[@TRIAL_GLOB][xN]"     e.g. "kill@t-*x1", "oom", "hang@baseline-s0"
 
 MODE: `kill` (the process SIGKILLs itself, as the OOM killer would), `hang` (sleeps past any deadline), `raise`
-(a RuntimeError), `oom` (torch's CUDA OutOfMemoryError), `hostoom` (MemoryError). TRIAL_GLOB limits it to matching
+(a RuntimeError), `oom` (torch's CUDA OutOfMemoryError), `hostoom` (MemoryError), `killparent` (SIGKILLs its
+parent: under `ray` the task's worker, as when a node is lost; under `local` that is the driver itself). TRIAL_GLOB limits it to matching
 trial ids (fnmatch; default every trial); xN fires on the first N attempts only (the executor sets
 `REWARDSEARCH_ATTEMPT`), so a retried trial then succeeds. Unset, nothing happens: the hook costs one getenv.
 Several faults are separated by commas; the first matching one fires.
@@ -19,7 +20,7 @@ import time
 from rewardsearch.execute.base import ATTEMPT_ENV
 
 FAULT_ENV = "REWARDSEARCH_FAULT"
-MODES = ("kill", "hang", "raise", "oom", "hostoom")
+MODES = ("kill", "hang", "raise", "oom", "hostoom", "killparent")
 
 
 def parse(text: str) -> list[tuple[str, str, int | None]]:
@@ -49,6 +50,9 @@ def maybe_fault(trial_id: str) -> None:
         print(f"fault hook: {mode} (attempt {attempt})", flush=True)
         if mode == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if mode == "killparent":
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(10**6)   # PR_SET_PDEATHSIG ends this process with its parent
         if mode == "hang":
             time.sleep(10**6)
         if mode == "raise":

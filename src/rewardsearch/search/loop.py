@@ -663,10 +663,12 @@ class Search:
         if v.state != "done":
             self._fail_trial(rec, cid, v)
             return
-        rec.state, rec.reason = "done", None
-        store.upsert_trial(rec)
+        # the eval first: a kill between the two leaves a pending trial (redone from its files), never a done
+        # trial without its evaluation
         ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"])
         store.add_eval(ev)
+        rec.state, rec.reason = "done", None
+        store.upsert_trial(rec)
         if cid:
             store.set_candidate_state(cid, "evaluated")
         store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=result.wall_s)
