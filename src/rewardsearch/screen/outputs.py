@@ -76,10 +76,13 @@ def _tail(result: TrialResult) -> str:
 TRAIN_FACTS = ("steps", "device", "dtype", "lora", "reward_stats", "normalize", "reward_weights", "reward_norm", "env")
 
 
-def note_run(rec: TrialRecord, result: TrialResult, files: TrialFiles) -> None:
-    """Add one job's attempts, time and training facts to `rec` (a halved trial runs as one job per rung)."""
+def note_run(rec: TrialRecord, result: TrialResult, files: TrialFiles, job_key: str = "job_wall_s") -> None:
+    """Add one job's attempts, time and training facts to `rec` (a halved trial runs as one job per rung).
+
+    `job_key`: where the job's process time adds up (the final stage books an evaluation-only job of a trial
+    trained before under `final_eval_wall_s`)."""
     m = rec.metrics
-    m["job_wall_s"] = (m.get("job_wall_s") or 0.0) + sum(a.wall_s for a in result.attempts)
+    m[job_key] = (m.get(job_key) or 0.0) + sum(a.wall_s for a in result.attempts)
     m["last_job_wall_s"] = result.wall_s
     m["queue_s"] = (m.get("queue_s") or 0.0) + sum(a.queue_s for a in result.attempts)
     m["attempts"] = [*(m.get("attempts") or []), *(a.to_dict() for a in result.attempts)]

@@ -262,6 +262,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "generation": {"backend": rollout, "fallback_reason": fallback},
         # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
         "trl": {k: getattr(trainer.args, k) for k in screen.trl},
+        "report_to": list(trainer.args.report_to or []),   # screen.report_to as the trainer took it
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
         # halving: the rung this run stopped at (None: the final one), and the training state at its start and at
         # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)

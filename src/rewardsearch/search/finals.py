@@ -360,9 +360,8 @@ class FinalStage:
         store = self.store
         files = outputs.read(job.out_dir, FINAL_SPLITS)
         v = outputs.verdict(result, files, need=FINAL_SPLITS)
-        outputs.note_run(rec, result, files)
-        if rec.state == "done":   # trained before: this job only evaluated
-            rec.metrics["final_eval_wall_s"] = result.wall_s
+        # trained before: this job only evaluated
+        outputs.note_run(rec, result, files, job_key="final_eval_wall_s" if rec.state == "done" else "job_wall_s")
         rec.state, rec.reason = v.state, v.reason
         rec.metrics["infra"] = v.infra
         store.upsert_trial(rec)
