@@ -307,6 +307,7 @@ class Store:
         _check_file(self.path)
         # isolation_level=None: we open transactions ourselves, one per state change.
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._depth = 0   # nesting of `tx`
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -338,13 +339,25 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested, the inner ones join the outer, so several writes (a finished trial's eval,
+        state, candidate state and event) commit together or not at all."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             self.db.execute("ROLLBACK")
             raise
         else:
+            self._depth = 0
             self.db.execute("COMMIT")
 
     # -- run-level key/value -------------------------------------------------------------------------------

@@ -364,16 +364,17 @@ class FinalStage:
         outputs.note_run(rec, result, files, job_key="final_eval_wall_s" if rec.state == "done" else "job_wall_s")
         rec.state, rec.reason = v.state, v.reason
         rec.metrics["infra"] = v.infra
-        store.upsert_trial(rec)
-        accs = []
-        for split in FINAL_SPLITS:
-            if split in files.evals and store.eval(rec.id, split) is None:
-                store.add_eval(EvalRecord.from_trial(rec.id, split, files.evals[split]))
-            e = store.eval(rec.id, split)
-            accs.append(f"{split} {e.accuracy:.3f}" if e else f"{split} -")
+        with store.tx():   # evals, trial and event together: a kill leaves all or none of them
+            for split in FINAL_SPLITS:
+                if split in files.evals and store.eval(rec.id, split) is None:
+                    store.add_eval(EvalRecord.from_trial(rec.id, split, files.evals[split]))
+            store.upsert_trial(rec)
+            if v.state == "done":
+                store.event("trial_done", trial=rec.id, stage="final", wall_s=result.wall_s)
+            else:
+                store.event("trial_failed", trial=rec.id, stage="final", reason=v.reason, infra=v.infra)
+        accs = [f"{s} {e.accuracy:.3f}" if (e := store.eval(rec.id, s)) else f"{s} -" for s in FINAL_SPLITS]
         if v.state == "done":
-            store.event("trial_done", trial=rec.id, stage="final", wall_s=result.wall_s)
             self.console.log(f"  {progress} {arm.label} seed {rec.seed}: {', '.join(accs)} ({result.wall_s:.0f}s)")
         else:
-            store.event("trial_failed", trial=rec.id, stage="final", reason=v.reason, infra=v.infra)
             self.console.log(f"  {progress} {arm.label} seed {rec.seed}: FAILED {(v.reason or '')[:200]}")

@@ -531,8 +531,9 @@ class Search:
             assert ev is not None  # the verdict checked it
             row.item_ids, row.correct, row.accuracy = ev["item_ids"], ev["correct"], ev["accuracy"]
             row.extraction_rate, row.flex_accuracy = ev["extraction_rate"], ev["flex_accuracy"]
-            store.upsert_trial(rec)
-            store.add_rung(row)
+            with store.tx():
+                store.upsert_trial(rec)
+                store.add_rung(row)
             self.console.log(f"  {self._label(cid)}: rung {k + 1} ({stop_at} steps) dev-slice acc {ev['accuracy']:.3f} "
                              f"on {len(row.item_ids)} items ({result.wall_s:.0f}s)")
             return
@@ -566,14 +567,15 @@ class Search:
 
         rec.state, rec.reason = "failed", v.reason
         rec.metrics["infra"] = v.infra
-        self.store.upsert_trial(rec)
+        with self.store.tx():
+            self.store.upsert_trial(rec)
+            if cid:
+                quarantined = bool(v.reason and "quarantined" in v.reason)
+                state = "infra_failed" if v.infra else "quarantined" if quarantined else "failed"
+                self.store.set_candidate_state(cid, state, v.reason)
+            self.store.event("trial_failed", trial=rec.id, reason=v.reason, infra=v.infra)
         if not v.infra:   # an infrastructure failure keeps its checkpoint: a later session continues from it
             remove_checkpoints(Path(rec.dir or self.run_dir / "trials" / rec.id))
-        if cid:
-            quarantined = bool(v.reason and "quarantined" in v.reason)
-            state = "infra_failed" if v.infra else "quarantined" if quarantined else "failed"
-            self.store.set_candidate_state(cid, state, v.reason)
-        self.store.event("trial_failed", trial=rec.id, reason=v.reason, infra=v.infra)
         self.console.log(f"  {self._label(cid)}: FAILED {v.reason}")
 
     def _label(self, cid: str | None) -> str:
@@ -640,9 +642,8 @@ class Search:
         files = outputs.read(job.out_dir, ["dev"])
         v = outputs.verdict(result, files, need=["dev"], trains=False)
         outputs.note_run(rec, result, files)
-        if v.state == "done":
-            ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"])
-            store.add_eval(ev)
+        ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"]) if v.state == "done" else None
+        if ev is not None:
             rec.state, rec.reason = "done", None
             length = f"{ev.mean_length:.0f}" if ev.mean_length is not None else "?"
             self.console.log(f"  base model (no training): dev acc {ev.accuracy:.3f}, flexible "
@@ -651,8 +652,11 @@ class Search:
             rec.state, rec.reason = "failed", f"base model eval: {v.reason}"
             rec.metrics["infra"] = v.infra
             self.console.log(f"  base model eval FAILED: {rec.reason}")
-        store.upsert_trial(rec)
-        store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
+        with store.tx():
+            if ev is not None:
+                store.add_eval(ev)
+            store.upsert_trial(rec)
+            store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
 
     def _collect(self, job: Job, result: TrialResult, cid: str | None, rec: TrialRecord) -> None:
         """Read a trial that trained to the last rung into the store: trial, dev eval, candidate state."""
@@ -663,15 +667,14 @@ class Search:
         if v.state != "done":
             self._fail_trial(rec, cid, v)
             return
-        # the eval first: a kill between the two leaves a pending trial (redone from its files), never a done
-        # trial without its evaluation
         ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"])
-        store.add_eval(ev)
         rec.state, rec.reason = "done", None
-        store.upsert_trial(rec)
-        if cid:
-            store.set_candidate_state(cid, "evaluated")
-        store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=result.wall_s)
+        with store.tx():   # eval, trial, candidate and event together: a kill leaves all or none of them
+            store.add_eval(ev)
+            store.upsert_trial(rec)
+            if cid:
+                store.set_candidate_state(cid, "evaluated")
+            store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=result.wall_s)
         self.console.log(
             f"  {self._label(cid)}: dev acc {ev.accuracy:.3f} [{ev.ci95[0]:.3f}, {ev.ci95[1]:.3f}] "
             f"extraction {ev.extraction_rate:.2f} ({result.wall_s:.0f}s)"
