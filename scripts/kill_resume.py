@@ -72,7 +72,7 @@ def board(run_dir: Path) -> list[tuple]:
     return [(c["id"], c["state"], c["dev"]["accuracy"] if c["dev"] else None) for c in _status(run_dir)["candidates"]]
 
 
-def kill_loop(out: Path, model_dir: Path, points: int, seed: int = 0, min_s: float = 3.0, max_s: float = 45.0,
+def kill_loop(out: Path, model_dir: Path, points: int, seed: int = 0, min_s: float = 3.0, max_s: float = 40.0,
               executor: str = "local") -> dict[str, Any]:
     from rewardsearch.store import Store
 
@@ -94,6 +94,11 @@ def kill_loop(out: Path, model_dir: Path, points: int, seed: int = 0, min_s: flo
         cmd = [*CLI, "run", "--out", str(run), *args] if not (run / "run.sqlite").exists() else \
             [*CLI, "resume", str(run)]
         delay = rng.uniform(min_s, max_s)
+        seen = 0
+        if (run / "run.sqlite").exists():
+            s0 = Store.in_dir(run)
+            seen = len(s0.events())
+            s0.close()
         driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             driver.wait(timeout=delay)
@@ -106,11 +111,13 @@ def kill_loop(out: Path, model_dir: Path, points: int, seed: int = 0, min_s: flo
         store = Store.in_dir(run)
         ev = store.events()
         store.close()
-        starts = [e for e in ev if e["kind"] == "trial_started" and e.get("stage") != "preflight"]
+        # in flight at this kill: started in this session and not collected (what the kill made redo)
+        starts = [e for e in ev[seen:] if e["kind"] == "trial_started" and e.get("stage") != "preflight"]
         collected = {e["trial"] for e in ev if e["kind"] in COLLECTED}
         kills.append({"point": k, "delay_s": round(delay, 1), "killed": True,
                       "collected_so_far": len(collected),
-                      "in_flight": sorted({e["trial"] for e in starts} - collected)})
+                      "in_flight": sorted({e["trial"] for e in starts} - collected),
+                      "before_any_trial": not any(e["kind"] == "trial_started" for e in ev[seen:])})
     proc = subprocess.run([*CLI, "resume", str(run)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"final resume failed: {proc.stderr[-2000:]}")
@@ -135,10 +142,12 @@ def kill_loop(out: Path, model_dir: Path, points: int, seed: int = 0, min_s: flo
         "none_restarted_after_collection": not restarted_after_collect,
     }
     lost = [t for k in kills if k["killed"] for t in k["in_flight"]]
+    idle = sum(1 for k in kills if k["killed"] and k["before_any_trial"])
     return {
         "points": points, "kills": sum(k["killed"] for k in kills), "seed": seed, "executor": executor,
         "trials": len(list(ks.trials())), "reference_wall_s": round(ref_wall, 1),
         "killed_run_wall_s": round(killed_wall, 1), "in_flight_at_kills": len(lost),
+        "kills_before_any_trial_started": idle,   # the driver was still starting up: nothing to lose
         "max_in_flight_at_one_kill": max((len(k["in_flight"]) for k in kills if k["killed"]), default=0),
         "kill_log": kills, "checks": checks, "ok": all(checks.values()),
         "problems": {"collected_not_once": twice, "restarted_after_collection": restarted_after_collect},
@@ -151,7 +160,7 @@ def main() -> int:
     ap.add_argument("--points", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min-s", type=float, default=3.0)
-    ap.add_argument("--max-s", type=float, default=45.0)
+    ap.add_argument("--max-s", type=float, default=40.0)
     ap.add_argument("--executor", default="local", choices=["local", "ray"])
     ap.add_argument("--model", type=Path, help="a model directory (default: the tiny model, built once in OUT)")
     a = ap.parse_args()
