@@ -52,6 +52,23 @@ def test_trial_directories_go_to_the_task_and_come_back(cluster: None, tmp_path:
     assert not list(tmp_path.glob(".incoming-*")) and not list(tmp_path.glob("*.old"))
 
 
+def test_a_shared_artifact_dir_is_written_in_place_and_a_run_outside_it_refused(cluster: None,
+                                                                             tmp_path: Path) -> None:
+    from rewardsearch.execute.base import ExecutorError
+
+    shared = tmp_path / "shared"
+    jobs = _fake_jobs(shared / "run" / "trials", 2, sleep_s=0.1)
+    ex = _ray(slots=2, artifact_dir=str(shared))
+    got = _run(ex, jobs)
+    for j in jobs:
+        assert got[j.trial_id].last.reason is None and (j.out_dir / "ran.json").is_file()
+        # written where it lies: the spec was not rewritten to a node-local copy
+        assert "out_dir" not in json.loads(j.spec_path.read_text())
+    outside = _fake_jobs(tmp_path / "elsewhere", 1)
+    with pytest.raises(ExecutorError, match="is not inside it"):
+        _run(_ray(artifact_dir=str(shared)), outside)
+
+
 def test_a_killed_trial_and_a_lost_worker_are_retried_with_their_reasons(cluster: None, tmp_path: Path) -> None:
     env = _env(REWARDSEARCH_FAULT="kill@job0x1,killparent@job1x1")
     got = _run(_ray(env, slots=2, retries=1), _fake_jobs(tmp_path, 2, sleep_s=0.1))
