@@ -169,6 +169,7 @@ class Search:
         if cfg.prescreen.enabled:
             self._ensure_pool()
         if not store.get_meta(f"proposed_round_{r}"):
+            self._preflight()   # before the first proposer call of this session: a broken device costs nothing
             self._propose(r)
         self._check_proposed(r)
         self._replace_duplicates(r)
@@ -249,6 +250,7 @@ class Search:
             if short <= 0 or getattr(self.proposer, "exhausted", None):
                 return
             if not store.get_meta(f"refill_{r}_{k}"):
+                self._preflight()
                 self._propose(r, want=short, mark=f"refill_{r}_{k}")
             self._check_proposed(r)
 
@@ -259,7 +261,6 @@ class Search:
 
     def _propose(self, r: int, want: int | None = None, mark: str | None = None) -> None:
         store, cfg = self.store, self.cfg
-        self._preflight()
         # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
         feedback = cfg.search.mode == "feedback"
         hist = history(store, cfg.seed) if feedback else []
