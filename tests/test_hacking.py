@@ -254,6 +254,9 @@ def test_an_older_store_gains_the_mean_length_column(tmp_path: Path) -> None:
                " NOT NULL, flex_accuracy REAL NOT NULL, extraction_rate REAL NOT NULL, f1 REAL NOT NULL, ci_lo REAL"
                " NOT NULL, ci_hi REAL NOT NULL, item_ids TEXT NOT NULL, correct TEXT NOT NULL, flex_correct TEXT NOT"
                " NULL, extracted TEXT NOT NULL, wall_s REAL, created REAL NOT NULL, PRIMARY KEY (trial_id, split))")
+    # every store ever written has its run table with schema_version 1 (a file without one is refused as foreign)
+    db.execute("CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO run VALUES ('schema_version', '1')")
     db.execute("INSERT INTO evals VALUES ('old', 'dev', 1, 1.0, 1.0, 1.0, 1.0, 0.2, 1.0, '[\"a\"]', '[1]', '[1]',"
                " '[1]', NULL, 0.0)")
     db.commit()
@@ -269,7 +272,6 @@ def test_an_older_store_gains_the_mean_length_column(tmp_path: Path) -> None:
 
 def test_the_base_model_is_evaluated_once_without_an_adapter(tmp_path: Path, tiny_model_dir: Path) -> None:
     from rewardsearch.evaluate.generate import load_for_eval
-    from rewardsearch.execute.local import LocalExecutor
     from rewardsearch.models import pick_dtype
     from rewardsearch.screen.trial import evaluate_split
     from rewardsearch.search.loop import Search
@@ -284,7 +286,7 @@ def test_the_base_model_is_evaluated_once_without_an_adapter(tmp_path: Path, tin
     search.model_dir = tiny_model_dir
     job = search._base_model_job()
     assert job is not None and job.module == "rewardsearch.screen.base_eval"
-    LocalExecutor(cfg.executor).run([job], on_done=search._collect_base_model)
+    search.run_jobs([job], on_done=search._collect_base_model)
     tid = base_model_trial_id(cfg.seed)
     rec = store.trial(tid)
     assert rec.state == "done", rec.reason

@@ -69,3 +69,18 @@ def test_failed_transaction_leaves_store_intact(tmp_path: Path) -> None:
         s.db.execute("UPDATE candidates SET state='evaluated'")
         raise RuntimeError("crash mid-transaction")
     assert s.candidate(_spec(1).id)["state"] == "proposed"  # type: ignore[index]
+
+
+def test_nested_transactions_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    s = Store.in_dir(tmp_path)
+    with pytest.raises(RuntimeError):
+        with s.tx():
+            s.set_meta("a", 1)
+            s.event("inside")
+            raise RuntimeError("killed half-way")
+    assert s.get_meta("a") is None and s.events("inside") == []
+    with s.tx():
+        s.set_meta("a", 2)
+        s.event("inside")
+    reopened = Store.in_dir(tmp_path)
+    assert reopened.get_meta("a") == 2 and len(reopened.events("inside")) == 1

@@ -127,3 +127,23 @@ def test_screen_trl_settings_reach_the_trainer(tmp_path: Path, tiny_model_dir: P
     assert train["trl"] == trl   # read back from trainer.args, not from the spec
     # two batches of fresh completions per optimizer step: the candidate reward scored twice as many batches
     assert train["reward_stats"]["variety"]["calls"] == 2 * 2
+
+
+def test_report_to_tensorboard_passes_through_to_trl(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import pytest
+
+    pytest.importorskip("tensorboard")
+    reward = RewardSpec(name="variety", source=VARIETY, entrypoint="variety").to_dict()
+    out = _spec(tmp_path, tiny_model_dir, [reward], report_to=["tensorboard"])
+    proc = _run(out)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    train = json.loads((out / "train.json").read_text())
+    assert train["state"] == "done" and train["report_to"] == ["tensorboard"]
+    # the trial's own directory (not hf/, which a finished trial removes), with TRL's per-reward scalars in it
+    events = list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events, list(out.rglob("*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    assert any("rewards/variety/mean" in tag for tag in acc.Tags()["scalars"]), acc.Tags()["scalars"]

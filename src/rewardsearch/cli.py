@@ -27,18 +27,22 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _open_run(run_dir: Path):
-    from rewardsearch.store import Store
+    from rewardsearch.store import Store, StoreError
 
     if not (run_dir / "run.sqlite").is_file():
         _fail(f"{str(run_dir)!r} is not a run directory (no run.sqlite); start one with `rewardsearch run --out DIR`")
-    return Store.in_dir(run_dir)
+    try:
+        return Store.in_dir(run_dir)
+    except StoreError as exc:
+        _fail(str(exc))
 
 
 def _drive(run_dir: Path, store, cfg) -> None:
+    from rewardsearch.execute.base import ExecutorError
     from rewardsearch.models import ModelNotAvailable
     from rewardsearch.propose.base import ProposerError, ProposerNotAvailable
     from rewardsearch.propose.serve import serving
-    from rewardsearch.search.loop import RunLocked, Search, run_lock
+    from rewardsearch.search.loop import RunLocked, RunStopped, Search, run_lock
 
     def served(info: dict) -> None:
         store.set_meta("proposer_server", info)
@@ -55,8 +59,9 @@ def _drive(run_dir: Path, store, cfg) -> None:
                 _run_final_stage(run_dir, store, cfg)
     except (RunLocked, ModelNotAvailable) as exc:
         _fail(str(exc))
-    except (ProposerError, ProposerNotAvailable) as exc:
+    except (ProposerError, ProposerNotAvailable, RunStopped, ExecutorError) as exc:
         store.set_meta("status", "failed")
+        store.set_meta("stopped", str(exc))
         _fail(f"{exc}; what the run has so far is kept: fix it, then `rewardsearch resume {run_dir}`")
     except KeyboardInterrupt:
         store.set_meta("status", "interrupted")
@@ -82,6 +87,12 @@ def run(
         _fail(str(exc))
     run_dir = out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     if (run_dir / "run.sqlite").exists():
+        from rewardsearch.store import StoreError, _check_file
+
+        try:
+            _check_file(run_dir / "run.sqlite")
+        except StoreError as exc:
+            _fail(str(exc))
         _fail(f"{str(run_dir)!r} already holds a run; continue it with `rewardsearch resume {run_dir}` "
               "or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -95,12 +106,26 @@ def run(
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="run directory")]) -> None:
-    """Continue a stopped or killed run without redoing finished work."""
-    from rewardsearch.config import Config
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="run directory")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="executor.KEY=VALUE: where this session runs trials (e.g. executor.name=ray)")
+    ] = None,
+) -> None:
+    """Continue a stopped or killed run without redoing finished work, on the same or another executor."""
+    from rewardsearch.config import Config, ConfigError, override_config
 
     store = _open_run(run_dir)
     cfg = Config.model_validate(store.get_meta("config"))
+    if overrides:
+        # where trials run changes nothing they compute: the run's config (and its hash) stay as they were
+        try:
+            cfg = override_config(cfg, overrides, allowed=("executor.",))
+        except ConfigError as exc:
+            _fail(str(exc))
+        store.event("resume_overrides", overrides=list(overrides))
+        for item in overrides:
+            err.print(f"override (this session): {item}", highlight=False, markup=False)
     if store.get_meta("status") == "done":
         if cfg.ensemble.after_run and store.get_meta("final_status") != "done":
             from rewardsearch.config import override_config
@@ -154,6 +179,11 @@ def status(
             ", ".join(r["flags"]),
         )
     Console().print(table)
+    for tid, r in (st.get("running") or {}).items():
+        print(f"running: {tid} attempt {r.get('attempt')} on {r.get('host')} device {r.get('device')} "
+              f"for {r.get('for_s', 0):.0f}s (log {r.get('log')})")
+    if st.get("stopped"):
+        print(f"stopped: {st['stopped']}")
 
 
 @app.command()

@@ -338,6 +338,21 @@ class ScreenConfig(_Section):
         "the final evaluation starts with); unset = eval.dev_size",
     )
     early_stop: EarlyStopConfig = Field(default_factory=lambda: EarlyStopConfig())
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list,
+        description="TRL's report_to for every trial, each under its trial id (tensorboard writes to "
+        "TRIAL/tensorboard; wandb and mlflow read their usual environment variables); [] = none",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, report_to: list[str]) -> list[str]:
+        import importlib.util
+
+        missing = [t for t in report_to if importlib.util.find_spec(t) is None]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} not installed: pip install {' '.join(missing)}, or drop it")
+        return report_to
 
     @model_validator(mode="after")
     def _check_batch(self) -> ScreenConfig:
@@ -429,12 +444,61 @@ class SearchConfig(_Section):
 
 
 class ExecutorConfig(_Section):
-    name: Literal["local", "ray"] = Field("local")
-    slots: int = Field(1, ge=1, description="trials run side by side (one GPU can hold several small ones)")
-    trial_timeout_s: float = Field(7200.0, gt=0, description="a trial running longer is killed and failed")
-    cpu_threads: int = Field(
-        0, ge=0, description="CPU threads per trial (OMP_NUM_THREADS); 0 = the machine's cores divided by slots"
+    """Where and how trials run (`execute/`): `local` subprocesses on this machine's GPUs (or CPU), or `ray` tasks
+    on a Ray cluster (`pip install -e ".[ray]"`). Settings of one executor are refused under the other."""
+
+    name: Literal["local", "ray"] = Field("local", description="local | ray (execute/base.py: EXECUTORS)")
+    slots: int = Field(
+        1, ge=1,
+        description="trials side by side on each GPU (ray: each trial asks for 1/slots of a GPU), or on the CPU "
+        "when there is no GPU",
     )
+    trial_timeout_s: float = Field(7200.0, gt=0, description="an attempt running longer is killed (and retried)")
+    cpu_threads: int = Field(
+        0, ge=0,
+        description="CPU threads per trial (OMP_NUM_THREADS; ray: the CPUs each task asks for); 0 = the machine's "
+        "cores divided by the trials running at once (ray: 1)",
+    )
+    retries: int = Field(
+        2, ge=0,
+        description="times a trial that failed for infrastructure reasons (crash, signal, out of memory, past its "
+        "deadline, lost node) is started again, from its last checkpoint; then it is marked failed",
+    )
+    gpus: list[str] | None = Field(
+        None,
+        description="local: the GPU ids trials are placed on; unset = CUDA_VISIBLE_DEVICES, else every GPU "
+        "nvidia-smi lists",
+    )
+    preflight: bool = Field(
+        True,
+        description="one tiny baseline step on the target device (through this executor) before the first "
+        "proposer call of a session: a broken device fails the run before anything is paid for",
+    )
+    address: str | None = Field(
+        None, description="ray: the cluster to join ('auto', 'ray://HOST:10001'); unset = start a local one"
+    )
+    artifact_dir: str | None = Field(
+        None,
+        description="ray: a directory every node sees at the same path and that holds the run directory: trials "
+        "write in place; unset = each trial's directory is shipped to the task and back with its result",
+    )
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpu_ids(cls, v: Any) -> Any:
+        # `executor.gpus=[0,1]` parses as ints; CUDA_VISIBLE_DEVICES takes indices and UUIDs alike, as text
+        return [str(x) for x in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _one_executor(self) -> ExecutorConfig:
+        if self.name == "local":
+            for key in ("address", "artifact_dir"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"executor.{key} is a ray setting: set executor.name=ray, or unset it")
+        if self.name == "ray" and self.gpus is not None:
+            raise ValueError("executor.gpus is a local setting: Ray places trials itself (limit the GPUs a node "
+                             "offers with `ray start --num-gpus`), or use executor.name=local")
+        return self
 
 
 class EnsembleConfig(_Section):

@@ -159,7 +159,10 @@ CREATE TABLE IF NOT EXISTS arms (
 
 # Candidate lifecycle. A candidate only moves forward; `resume` picks up each one where it stopped.
 # "dropped": trained to a rung below the last and not promoted (successive halving, `screen/halving.py`).
-CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated", "dropped")
+# "infra_failed": accepted, but its trial failed for infrastructure reasons (crash, out of memory, past its deadline,
+# lost node) after every retry: not the reward's fault, never fed back as one; `resume` trains it again.
+CANDIDATE_STATES = ("proposed", "rejected", "accepted", "trained", "failed", "quarantined", "evaluated", "dropped",
+                    "infra_failed")
 TRIAL_STATES = ("pending", "done", "failed", "dropped")   # dropped: stopped at a rung, not promoted
 
 
@@ -260,14 +263,51 @@ class ArmRecord:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class StoreError(RuntimeError):
+    """The file is not a rewardsearch run store (corrupt, another program's, or from a newer version); it is
+    left exactly as it was."""
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before anything is written, a file that is not a store this version can open."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise StoreError(f"{str(path)!r} is not a run store (not an SQLite database: corrupt or another file); "
+                         "it was left untouched: move it away, or point --out elsewhere")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = (db.execute("SELECT value FROM run WHERE key='schema_version'").fetchone()
+                       if "run" in tables else None)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{str(path)!r} is a damaged SQLite file ({exc}); it was left untouched") from None
+    if version is None:
+        raise StoreError(f"{str(path)!r} is an SQLite database but not a rewardsearch run store (no schema_version "
+                         f"in a 'run' table; tables: {', '.join(sorted(tables)) or 'none'}); it was left untouched")
+    if not str(version[0]).isdigit() or int(version[0]) > SCHEMA_VERSION:
+        raise StoreError(f"{str(path)!r} was written by a newer rewardsearch (store schema {version[0]}, this one "
+                         f"reads up to {SCHEMA_VERSION}); upgrade rewardsearch to open it")
+
+
 class Store:
     """Thin, explicit access to the run database. Open one per process; not shared across threads."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _check_file(self.path)
         # isolation_level=None: we open transactions ourselves, one per state change.
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._depth = 0   # nesting of `tx`
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -299,13 +339,25 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested, the inner ones join the outer, so several writes (a finished trial's eval,
+        state, candidate state and event) commit together or not at all."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
         self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
         try:
             yield self.db
         except BaseException:
+            self._depth = 0
             self.db.execute("ROLLBACK")
             raise
         else:
+            self._depth = 0
             self.db.execute("COMMIT")
 
     # -- run-level key/value -------------------------------------------------------------------------------
@@ -437,6 +489,13 @@ class Store:
                 (t.id, t.candidate_id, t.kind, t.round, t.seed, json.dumps(t.rewards), t.state, t.reason, t.dir,
                  t.wall_s, json.dumps(t.metrics), json.dumps(t.curves), now, now),
             )
+
+    def forget_trial_failure(self, tid: str) -> None:
+        """Make a failed trial pending again, with its failed rung rows gone, in one transaction (an
+        infrastructure failure is trained again by a later session)."""
+        with self.tx():
+            self.db.execute("UPDATE trials SET state='pending', reason=NULL, updated=? WHERE id=?", (time.time(), tid))
+            self.db.execute("DELETE FROM rungs WHERE trial_id=? AND decision='failed'", (tid,))
 
     def trial(self, tid: str) -> TrialRecord | None:
         row = self.db.execute("SELECT * FROM trials WHERE id=?", (tid,)).fetchone()

@@ -1,46 +1,81 @@
-"""Local executor: each trial is a `python -m rewardsearch.screen.trial SPEC.json` subprocess (a job may name another
-module taking the same spec, e.g. `rewardsearch.screen.base_eval`).
+"""Local executor: a pool of trial subprocesses on this machine, placed on every visible GPU.
 
-Up to `slots` trials run side by side (a single GPU holds several small ones). Children die with the driver
-(PR_SET_PDEATHSIG), so a killed run leaves no orphan trainer behind to race the resumed one. Completion
-callbacks run in the caller's thread, so the store is only ever written from the driver's main thread.
+Each job runs as `python -m MODULE SPEC.json` (`execute/base.py`). Placement: with GPUs visible and
+`screen.device` not `cpu`, up to `executor.slots` trials share each GPU, every trial seeing only its own through
+`CUDA_VISIBLE_DEVICES`; a new trial goes to the least loaded GPU, so N trials over G GPUs spread before they
+stack. Without GPUs, `executor.slots` trials share the CPU cores (each gets cores / trials-at-once threads).
+Which GPUs: `executor.gpus`, else the driver's `CUDA_VISIBLE_DEVICES`, else what `nvidia-smi -L` lists.
+
+Children die with the driver (PR_SET_PDEATHSIG), so a killed run leaves no orphan trainer behind to race the
+resumed one; each child is its own process group, so a deadline kills the trial and its reward workers together.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from rewardsearch.config import ExecutorConfig
+from rewardsearch.execute.base import ATTEMPT_ENV, Attempt, Executor, Job, attempt_failure, hostname
 
 
-@dataclass
-class Job:
-    trial_id: str
-    spec_path: Path
-    log_path: Path
-    module: str = "rewardsearch.screen.trial"   # run as `python -m MODULE SPEC.json`
+def visible_gpus(device: str, env: dict[str, str], configured: list[str] | None = None) -> list[str]:
+    """The GPU ids trials may be placed on ([] = CPU). `CUDA_VISIBLE_DEVICES` may hold indices or UUIDs."""
+    if device == "cpu":
+        return []
+    if configured is not None:
+        return list(configured)
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        ids = [x.strip() for x in cvd.split(",") if x.strip()]
+        # CUDA stops at the first invalid entry ("-1" hides every GPU)
+        out = []
+        for x in ids:
+            if x.startswith("-"):
+                break
+            out.append(x)
+        return out
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
-@dataclass
-class Outcome:
-    returncode: int
-    wall_s: float
-    timed_out: bool = False
+class SlotPool:
+    """Trial slots over devices: `per_device` on each GPU, or `per_device` on the CPU when there is none."""
 
-    def tail(self, log_path: Path, chars: int = 600) -> str:
-        try:
-            text = log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return text[-chars:]
+    def __init__(self, gpus: list[str], per_device: int):
+        self.devices = list(gpus) or ["cpu"]
+        self.per_device = per_device
+        self.load = dict.fromkeys(self.devices, 0)
+
+    @property
+    def total(self) -> int:
+        return len(self.devices) * self.per_device
+
+    def free(self) -> int:
+        return self.total - sum(self.load.values())
+
+    def take(self) -> str:
+        # least loaded first, then in listed order: trials spread over the GPUs before they share one
+        dev = min(self.devices, key=lambda d: (self.load[d], self.devices.index(d)))
+        if self.load[dev] >= self.per_device:
+            raise RuntimeError("no free slot")  # the caller checks free() first
+        self.load[dev] += 1
+        return dev
+
+    def give(self, dev: str) -> None:
+        self.load[dev] -= 1
 
 
 def _die_with_parent() -> None:
@@ -53,67 +88,81 @@ def _die_with_parent() -> None:
     os.setsid()  # own process group: a timeout kills the trial and its reward workers together
 
 
-class LocalExecutor:
-    def __init__(self, cfg: ExecutorConfig, env: dict[str, str] | None = None):
-        self.cfg = cfg
-        self.env = dict(os.environ if env is None else env)
-        self.env.setdefault("PYTHONUNBUFFERED", "1")
-        self.env.setdefault("TOKENIZERS_PARALLELISM", "false")
+class LocalExecutor(Executor):
+    def __init__(self, cfg: ExecutorConfig, device: str = "auto", env: dict[str, str] | None = None):
+        super().__init__(cfg, device, env)
+        self.pool = SlotPool(visible_gpus(device, self.env, cfg.gpus), cfg.slots)
         # Trials side by side on a CPU each get their share of cores: two 1-thread trials on 2 cores finish
         # ~1.7x sooner than two 2-thread trials run one after the other (generation is latency-bound).
-        threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // cfg.slots)
+        threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // self.pool.total)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             self.env[var] = str(threads)
+        self.host = hostname()
+        self._running: dict[str, tuple[Job, subprocess.Popen, float, float, int, str, IO[bytes]]] = {}
 
-    def run(
-        self,
-        jobs: list[Job],
-        on_done: Callable[[Job, Outcome], list[Job] | None],
-        on_start: Callable[[Job], None] | None = None,
-        poll_s: float = 0.5,
-        on_poll: Callable[[list[Job]], None] | None = None,
-    ) -> None:
-        """Run `jobs`, at most `slots` at once; `on_poll(running_jobs)` is called every `poll_s` (progress).
+    def describe(self) -> dict[str, Any]:
+        return {"name": "local", "host": self.host, "devices": self.pool.devices, "slots_per_device": self.cfg.slots,
+                "threads_per_trial": int(self.env["OMP_NUM_THREADS"])}
 
-        `on_done` may return more jobs, queued behind the pending ones: successive halving starts a rung's promoted
-        trials as soon as the rung is decided, while longer jobs (the baseline) keep their slots.
-        """
-        pending = list(jobs)
-        running: dict[str, tuple[Job, subprocess.Popen, float, object]] = {}
-        try:
-            while pending or running:
-                while pending and len(running) < self.cfg.slots:
-                    job = pending.pop(0)
-                    job.log_path.parent.mkdir(parents=True, exist_ok=True)
-                    log = open(job.log_path, "ab")  # noqa: SIM115 - closed when the job ends
-                    proc = subprocess.Popen(
-                        [sys.executable, "-m", job.module, str(job.spec_path)],
-                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        env=self.env, preexec_fn=_die_with_parent,
-                    )
-                    running[job.trial_id] = (job, proc, time.time(), log)
-                    if on_start:
-                        on_start(job)
-                time.sleep(poll_s)
-                if on_poll:
-                    on_poll([job for job, *_ in running.values()])
-                for tid in list(running):
-                    job, proc, t0, log = running[tid]
-                    rc = proc.poll()
-                    timed_out = rc is None and time.time() - t0 > self.cfg.trial_timeout_s
-                    if timed_out:
-                        _kill_group(proc)
-                        rc = proc.wait()
-                    if rc is None:
-                        continue
-                    log.close()  # type: ignore[attr-defined]
-                    del running[tid]
-                    more = on_done(job, Outcome(returncode=rc, wall_s=time.time() - t0, timed_out=timed_out))
-                    pending.extend(more or [])
-        finally:
-            for _job, proc, _t0, log in running.values():
+    def _capacity(self) -> int:
+        return self.pool.free()
+
+    def _start(self, job: Job, attempt: int, queued_at: float) -> dict[str, Any]:
+        dev = self.pool.take()
+        env = {**self.env, ATTEMPT_ENV: str(attempt)}
+        # a CPU trial sees no GPU at all: nothing it imports can take memory on a card other trials use
+        env["CUDA_VISIBLE_DEVICES"] = "" if dev == "cpu" else dev
+        log = open(job.log_path, "ab")  # noqa: SIM115 - closed when the attempt ends
+        log.write(f"== attempt {attempt} on {self.host} device {dev} at {time.strftime('%H:%M:%S')} ==\n".encode())
+        log.flush()
+        (job.out_dir / "crash.json").unlink(missing_ok=True)  # a previous attempt's; this one writes its own
+        proc = subprocess.Popen(
+            [sys.executable, "-m", job.module, str(job.spec_path)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent,
+        )
+        t0 = time.time()
+        self._running[job.trial_id] = (job, proc, t0, t0 - queued_at, attempt, dev, log)
+        return {"device": dev, "host": self.host}
+
+    def _running_jobs(self) -> list[Job]:
+        return [r[0] for r in self._running.values()]
+
+    def _finished(self, wait_s: float) -> list[tuple[Job, Attempt]]:
+        time.sleep(wait_s)
+        out = []
+        for tid in list(self._running):
+            job, proc, t0, queue_s, attempt, dev, log = self._running[tid]
+            rc = proc.poll()
+            timed_out = rc is None and time.time() - t0 > self.cfg.trial_timeout_s
+            if timed_out:
                 _kill_group(proc)
-                log.close()  # type: ignore[attr-defined]
+                rc = proc.wait()
+            if rc is None:
+                continue
+            log.close()
+            del self._running[tid]
+            self.pool.give(dev)
+            tail = _tail(job.log_path)
+            out.append((job, Attempt(
+                attempt=attempt, returncode=rc, wall_s=time.time() - t0, queue_s=queue_s, device=dev,
+                host=self.host, timed_out=timed_out, started=t0,
+                reason=attempt_failure(rc, timed_out, self.cfg.trial_timeout_s, job.out_dir, tail),
+            )))
+        return out
+
+    def _stop_all(self) -> None:
+        for _job, proc, _t0, _q, _a, dev, log in self._running.values():
+            _kill_group(proc)
+            log.close()
+            self.pool.give(dev)
+        self._running.clear()
+
+
+def _tail(path: Path, chars: int = 600) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

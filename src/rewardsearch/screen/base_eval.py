@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from rewardsearch.config import EvalConfig, ModelConfig, ScreenConfig, TaskConfig
-from rewardsearch.screen.trial import TrialSpec, _atomic_write_json, evaluate_split
+from rewardsearch.screen.trial import TrialSpec, _atomic_write_json, evaluate_split, run_guarded
 
 
 def run(spec: TrialSpec) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m rewardsearch.screen.base_eval SPEC.json", file=sys.stderr)
         return 2
-    return run(TrialSpec.read(Path(argv[0])))
+    return run_guarded(Path(argv[0]), run, TrialSpec.read)
 
 
 if __name__ == "__main__":

@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m rewardsearch.screen.prescreen POOLSPEC.json", file=sys.stderr)
         return 2
-    return run(PoolSpec.read(Path(argv[0])))
+    from rewardsearch.screen.trial import run_guarded
+
+    return run_guarded(Path(argv[0]), run, PoolSpec.read)
 
 
 if __name__ == "__main__":

@@ -182,6 +182,11 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     at_rung = spec.at_rung(screen)
     rung = rung_callback(spec.target_steps(screen) if at_rung else None, screen.early_stop if spec.early_stop else None)
 
+    if "tensorboard" in screen.report_to:
+        # transformers' default is under output_dir (hf/), which a finished trial removes with its checkpoints
+        import os
+
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard"))
     per_step = screen.prompts_per_step * screen.num_generations
     owned = dict(
         output_dir=str(out / "hf"),
@@ -201,7 +206,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         save_steps=screen.checkpoint_every or 500,
         save_total_limit=1,     # only the newest is ever resumed from
         save_only_model=False,  # optimizer, scheduler and RNG state too: a resumed trial continues exactly
-        report_to="none",
+        report_to=list(screen.report_to) or "none",
+        run_name=spec.trial_id,
         seed=spec.seed,
         data_seed=spec.seed,
         use_cpu=device == "cpu",
@@ -257,6 +263,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
                        "rollout_weights": getattr(trainer, "rollout_weights", None)},
         # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
         "trl": {k: getattr(trainer.args, k) for k in screen.trl},
+        "report_to": list(trainer.args.report_to or []),   # screen.report_to as the trainer took it
         "resumed_from_step": int(resume.name.rsplit("-", 1)[1]) if resume is not None else None,
         # halving: the rung this run stopped at (None: the final one), and the training state at its start and at
         # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)
@@ -314,15 +321,9 @@ def run(spec: TrialSpec) -> int:
     if prior is not None and (out / "adapter").is_dir() and (prior.get("steps") or 0) >= spec.target_steps(screen):
         pass
     else:
-        try:
-            record = train(spec, task, out)
-        except Exception as exc:  # noqa: BLE001 - any training failure becomes the trial's recorded reason
-            _atomic_write_json(
-                train_file,
-                {"state": "failed", "reason": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
-                 "traceback": traceback.format_exc()[-4000:]},
-            )
-            return 1
+        # An exception here is not the reward's doing (its failures come back as None and quarantine): it ends the
+        # process through `main`, which writes crash.json, and the executor retries the trial
+        record = train(spec, task, out)
         if record["state"] != "done":
             return 0
         from rewardsearch.evaluate.generate import merged_for_eval
@@ -355,12 +356,35 @@ def rung_eval_name(steps: int) -> str:
     return f"eval_dev_rung{steps}.json"
 
 
+def crash_record(exc: BaseException) -> dict[str, Any]:
+    """What `crash.json` holds: the exception, and which memory ran out if that was it (`execute/base.py` reads it)."""
+    name = type(exc).__name__
+    text = f"{name}: {exc}".splitlines()[0][:500]
+    oom = "GPU" if name == "OutOfMemoryError" or "CUDA out of memory" in str(exc) else (
+        "host" if isinstance(exc, MemoryError) else None)
+    return {"type": name, "reason": text, "oom": oom, "traceback": traceback.format_exc()[-4000:]}
+
+
+def run_guarded(spec_path: Path, run_spec: Any, read: Any) -> int:
+    """Run one job's `run_spec(read(spec_path))`; an exception leaves crash.json in the spec's directory, exit 1."""
+    from rewardsearch.execute.faults import maybe_fault
+
+    spec = read(spec_path)
+    try:
+        maybe_fault(getattr(spec, "trial_id", spec_path.parent.name))
+        return run_spec(spec)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the executor reads it from crash.json
+        _atomic_write_json(spec_path.parent / "crash.json", crash_record(exc))
+        traceback.print_exc()
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m rewardsearch.screen.trial SPEC.json", file=sys.stderr)
         return 2
-    return run(TrialSpec.read(Path(argv[0])))
+    return run_guarded(Path(argv[0]), run, TrialSpec.read)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import json
 
 from rewardsearch.store import Store
 
-_TWIN_STATES = ("accepted", "trained", "evaluated", "failed", "quarantined")
+_TWIN_STATES = ("accepted", "trained", "evaluated", "failed", "quarantined", "infra_failed")
 
 
 def behaviour_key(scores: list[float | None]) -> str:

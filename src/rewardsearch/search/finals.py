@@ -32,8 +32,9 @@ from typing import Any
 from rich.console import Console
 
 from rewardsearch.config import Config
-from rewardsearch.execute.local import Job, LocalExecutor, Outcome
+from rewardsearch.execute.base import Job, TrialResult
 from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.screen import outputs
 from rewardsearch.search.ensembles import diverse_rounds, plan_sets, random_set, top_k
 from rewardsearch.search.ranking import leaderboard, ranked, trial_id_for
 from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
@@ -287,7 +288,9 @@ class FinalStage:
         if rec is None or rec.state == "pending":
             return True
         if rec.state == "failed":
-            return False  # a quarantined reward fails again; the report shows the reason
+            # a quarantined reward fails again (the report shows the reason); an infrastructure failure is tried
+            # again by a later `ensemble DIR`
+            return bool(rec.metrics.get("infra"))
         return any(self.store.eval(tid, s) is None for s in FINAL_SPLITS)
 
     def _train(self, arms: list[ArmRecord]) -> None:
@@ -326,16 +329,16 @@ class FinalStage:
         self.console.log(f"  {len(jobs)} trials ({n_train} to train, {len(jobs) - n_train} to evaluate), {slots} side by side")
         done = [0]
 
-        def on_start(job: Job) -> None:
-            store.event("trial_started", trial=job.trial_id, stage="final")
-
-        def on_done(job: Job, outcome: Outcome) -> None:
+        def on_done(job: Job, result: TrialResult) -> None:
             arm, rec = meta[job.trial_id]
             done[0] += 1
-            self._collect(job, outcome, arm, rec, f"[{done[0]}/{len(jobs)}]")
+            self._collect(job, result, arm, rec, f"[{done[0]}/{len(jobs)}]")
 
         executor_cfg = cfg.executor.model_copy(update={"slots": slots})
-        LocalExecutor(executor_cfg).run([j for _, j in jobs], on_done=on_done, on_start=on_start)
+        if executor_cfg != cfg.executor:  # ensemble.slots: this stage's own pool
+            self.search._executor_obj = None
+            self.search.cfg = self.search.cfg.model_copy(update={"executor": executor_cfg})
+        self.search.run_jobs([j for _, j in jobs], on_done=on_done, stage="final")
 
     @staticmethod
     def _trial_kind(arm: ArmRecord) -> str:
@@ -353,40 +356,25 @@ class FinalStage:
             return c["round"] if c else 0
         return self.cfg.search.rounds + 1  # after the search
 
-    def _collect(self, job: Job, outcome: Outcome, arm: ArmRecord, rec: TrialRecord, progress: str) -> None:
+    def _collect(self, job: Job, result: TrialResult, arm: ArmRecord, rec: TrialRecord, progress: str) -> None:
         store = self.store
-        out = job.spec_path.parent
-        train_file = out / "train.json"
-        train = json.loads(train_file.read_text()) if train_file.is_file() else None
-        if rec.state != "done":
-            if train is None:
-                why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
-                rec.state, rec.reason = "failed", f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
+        files = outputs.read(job.out_dir, FINAL_SPLITS)
+        v = outputs.verdict(result, files, need=FINAL_SPLITS)
+        # trained before: this job only evaluated
+        outputs.note_run(rec, result, files, job_key="final_eval_wall_s" if rec.state == "done" else "job_wall_s")
+        rec.state, rec.reason = v.state, v.reason
+        rec.metrics["infra"] = v.infra
+        with store.tx():   # evals, trial and event together: a kill leaves all or none of them
+            for split in FINAL_SPLITS:
+                if split in files.evals and store.eval(rec.id, split) is None:
+                    store.add_eval(EvalRecord.from_trial(rec.id, split, files.evals[split]))
+            store.upsert_trial(rec)
+            if v.state == "done":
+                store.event("trial_done", trial=rec.id, stage="final", wall_s=result.wall_s)
             else:
-                rec.state = "done" if train["state"] == "done" else "failed"
-                rec.reason = train.get("reason")
-                rec.wall_s = train.get("wall_s")
-                rec.curves = train.get("log_history", [])
-                rec.metrics = {
-                    k: train.get(k)
-                    for k in ("steps", "device", "dtype", "lora", "reward_stats", "normalize", "reward_weights",
-                              "reward_norm", "env")
-                }
-            rec.metrics["job_wall_s"] = outcome.wall_s
+                store.event("trial_failed", trial=rec.id, stage="final", reason=v.reason, infra=v.infra)
+        accs = [f"{s} {e.accuracy:.3f}" if (e := store.eval(rec.id, s)) else f"{s} -" for s in FINAL_SPLITS]
+        if v.state == "done":
+            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: {', '.join(accs)} ({result.wall_s:.0f}s)")
         else:
-            rec.metrics["final_eval_wall_s"] = outcome.wall_s
-        store.upsert_trial(rec)
-        accs = []
-        for split in FINAL_SPLITS:
-            f = out / f"eval_{split}.json"
-            if f.is_file() and store.eval(rec.id, split) is None:
-                store.add_eval(EvalRecord.from_trial(rec.id, split, json.loads(f.read_text())))
-            e = store.eval(rec.id, split)
-            accs.append(f"{split} {e.accuracy:.3f}" if e else f"{split} -")
-        if rec.state == "done" and all(store.eval(rec.id, s) for s in FINAL_SPLITS):
-            store.event("trial_done", trial=rec.id, stage="final", wall_s=outcome.wall_s)
-            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: {', '.join(accs)} ({outcome.wall_s:.0f}s)")
-        else:
-            reason = rec.reason or f"evaluation did not finish: {outcome.tail(job.log_path, 300).strip()}"
-            store.event("trial_failed", trial=rec.id, stage="final", reason=reason)
-            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: FAILED {reason[:200]}")
+            self.console.log(f"  {progress} {arm.label} seed {rec.seed}: FAILED {(v.reason or '')[:200]}")

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from rewardsearch.config import Config
-from rewardsearch.execute.local import Job, LocalExecutor, Outcome
+from rewardsearch.execute.base import Attempt, Executor, Job, TrialResult, make_executor
 from rewardsearch.propose.base import ProposerError, RoundContext, make_proposer
+from rewardsearch.screen import outputs
 from rewardsearch.screen.halving import DROPPED, FAILED, FINAL, PROMOTED
 from rewardsearch.screen.trial import TrialSpec
 from rewardsearch.search.ranking import (
@@ -38,6 +39,11 @@ from rewardsearch.store import EvalRecord, RungRecord, Store, TrialRecord
 
 class RunLocked(RuntimeError):
     pass
+
+
+class RunStopped(RuntimeError):
+    """The run cannot go on here (the pre-flight failed, or every trial of a round failed for infrastructure
+    reasons); the message says why. What the run has is kept: fix the cause, then `resume`."""
 
 
 @contextmanager
@@ -72,6 +78,40 @@ class Search:
         self.store = store
         self.console = console or Console(stderr=True)
         self._pool_cache: dict[str, Any] | None = None   # the pre-screen pool, read once
+        self._executor_obj: Executor | None = None
+        self._preflight_done = not cfg.executor.preflight
+
+    def executor(self) -> Executor:
+        """The executor `executor.name` names, made once per driver (a Ray connection is made once)."""
+        if self._executor_obj is None:
+            self._executor_obj = make_executor(self.cfg.executor, device=self.cfg.screen.device)
+            self.store.set_meta("executor", self._executor_obj.describe())
+        return self._executor_obj
+
+    def run_jobs(self, jobs: list[Job], on_done: Any, on_start: Any = None, on_poll: Any = None,
+                 stage: str = "search") -> None:
+        """Run jobs through the executor; every attempt's start, retry and placement lands in the store."""
+        store = self.store
+        running: dict[str, Any] = store.get_meta("running") or {}
+
+        def started(job: Job, placement: dict[str, Any]) -> None:
+            store.event("trial_started", trial=job.trial_id, stage=stage, **placement)
+            running[job.trial_id] = {**placement, "since": time.time(), "log": str(job.log_path)}
+            store.set_meta("running", running)
+            if on_start:
+                on_start(job, placement)
+
+        def retry(job: Job, att: Attempt) -> None:
+            store.event("trial_retry", trial=job.trial_id, stage=stage, **att.to_dict())
+            self.console.log(f"  {job.trial_id}: attempt {att.attempt} failed on {att.host} device {att.device}: "
+                             f"{att.reason}; retrying ({att.attempt} of {self.cfg.executor.retries} retries)")
+
+        def done(job: Job, result: TrialResult) -> list[Job] | None:
+            running.pop(job.trial_id, None)
+            store.set_meta("running", running)
+            return on_done(job, result)
+
+        self.executor().run(jobs, on_done=done, on_start=started, on_poll=on_poll, on_retry=retry)
 
     # -- the whole run -------------------------------------------------------------------------------------
 
@@ -81,6 +121,7 @@ class Search:
 
         cfg, store = self.cfg, self.store
         store.set_meta("status", "running")
+        store.set_meta("running", {})   # what a killed driver had in flight is not running any more
         store.event("run_started", pid=os.getpid())
         t0 = time.time()
         self.model_dir = resolve_model(cfg.model)
@@ -128,17 +169,73 @@ class Search:
         if cfg.prescreen.enabled:
             self._ensure_pool()
         if not store.get_meta(f"proposed_round_{r}"):
+            self._preflight()   # before the first proposer call of this session: a broken device costs nothing
             self._propose(r)
         self._check_proposed(r)
         self._replace_duplicates(r)
+        self._forget_infra_failures(r)
         todo = [c for c in store.candidates(round=r) if c["state"] in ("accepted", "trained")]
         self._screen(r, todo)
+        self._stop_if_all_failed(r)
         fb = feedback_record(store, cfg.seed, r, cfg.search.feedback_top, cfg.search.feedback_bottom)
         store.set_feedback(r, fb)
         store.event("round_done", round=r, top=[t["name"] for t in fb["top"]])
         if fb["top"]:
             lead = fb["top"][0]
             self.console.log(f"round {r} done: leader {lead['name']} dev acc {lead['dev']['accuracy']:.3f}")
+
+    def _forget_infra_failures(self, r: int) -> None:
+        """A round left unfinished (stopped, killed) trains its infrastructure-failed trials again: they never
+        judged the reward. Within one session the executor's retries were their second chance."""
+        store = self.store
+        for c in store.candidates(round=r):
+            if c["state"] != "infra_failed":
+                continue
+            tid = trial_id_for(c["id"], self.cfg.seed)
+            store.forget_trial_failure(tid)
+            store.set_candidate_state(c["id"], "accepted", None)
+            store.event("trial_reset", trial=tid, reason="infrastructure failure: trained again")
+
+    def _stop_if_all_failed(self, r: int) -> None:
+        """Every trial of the round failed for infrastructure reasons: the machinery is broken, stop with why."""
+        trials = [t for c in self.store.candidates(round=r) if (t := self.store.trial(trial_id_for(c["id"],
+                                                                                                     self.cfg.seed)))]
+        if trials and all(t.state == "failed" and t.metrics.get("infra") for t in trials):
+            reasons = sorted({(t.reason or "?")[:200] for t in trials})
+            self.store.event("round_failed", round=r, reasons=reasons)
+            raise RunStopped(f"round {r}: all {len(trials)} trials failed for infrastructure reasons after "
+                             f"{self.cfg.executor.retries} retries each; e.g. {reasons[0]}")
+
+    def _preflight(self) -> None:
+        """One baseline GRPO step on the target device, through the executor, before a proposer call is paid for."""
+        import shutil
+
+        if self._preflight_done:
+            return
+        cfg, store = self.cfg, self.store
+        out = self.run_dir / "preflight"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        spec = self._trial_spec("preflight", [], out)
+        spec.screen = {**spec.screen, "steps": 1, "rungs": [], "checkpoint_every": 0, "report_to": []}
+        spec.eval_splits = []
+        spec.write(out / "spec.json")
+        job = Job(trial_id="preflight", spec_path=out / "spec.json", log_path=out / "log.txt")
+        got: list[TrialResult] = []
+        self.console.log(f"pre-flight: one baseline step on screen.device={cfg.screen.device} via "
+                         f"executor {cfg.executor.name}")
+        self.run_jobs([job], on_done=lambda _j, res: got.append(res), stage="preflight")  # type: ignore[func-returns-value]
+        v = outputs.verdict(got[0], outputs.read(out, []), need=[])
+        info = {"ok": v.state == "done", "reason": v.reason, "device": got[0].last.device,
+                "host": got[0].last.host, "wall_s": got[0].wall_s, "attempts": len(got[0].attempts),
+                "trained_on": (outputs.read(out, []).train or {}).get("device")}
+        store.set_meta("preflight", info)
+        store.event("preflight", **info)
+        if v.state != "done":
+            raise RunStopped(f"pre-flight failed (one baseline step on screen.device={cfg.screen.device}, log "
+                             f"{job.log_path}): {v.reason}; no proposer was called")
+        self.console.log(f"pre-flight ok: {info['trained_on']} on {info['host']} ({info['wall_s']:.0f}s)")
+        self._preflight_done = True
 
     def _replace_duplicates(self, r: int) -> None:
         """Ask the proposer again for candidates lost to behavioural de-duplication, up to `search.refills` times.
@@ -153,6 +250,7 @@ class Search:
             if short <= 0 or getattr(self.proposer, "exhausted", None):
                 return
             if not store.get_meta(f"refill_{r}_{k}"):
+                self._preflight()
                 self._propose(r, want=short, mark=f"refill_{r}_{k}")
             self._check_proposed(r)
 
@@ -303,8 +401,9 @@ class Search:
             total = [len(jobs)]
             steps: dict[str, TaskID] = {}
 
-            def on_start(job: Job) -> None:
-                store.event("trial_started", trial=job.trial_id)
+            def on_start(job: Job, placement: dict[str, Any]) -> None:
+                if job.trial_id in steps:   # a retry: its bar stays
+                    return
                 evaluating = job.trial_id == base_model_trial_id(cfg.seed)  # an eval has no steps to count
                 spec = TrialSpec.read(job.spec_path)
                 upto = f" to step {spec.stop_at}" if spec.stop_at else ""
@@ -323,7 +422,7 @@ class Search:
                         continue  # not written yet (model loading) or being replaced
                     progress.update(steps[job.trial_id], completed=p.get("step", 0))
 
-            def on_done(job: Job, outcome: Outcome) -> list[Job]:
+            def on_done(job: Job, outcome: TrialResult) -> list[Job]:
                 running.discard(job.trial_id)
                 more: list[Job] = []
                 if job.trial_id == base_model_trial_id(cfg.seed):
@@ -343,7 +442,7 @@ class Search:
                 progress.update(bar, total=total[0])
                 return more
 
-            LocalExecutor(cfg.executor).run(jobs, on_done=on_done, on_start=on_start, on_poll=on_poll)
+            self.run_jobs(jobs, on_done=on_done, on_start=on_start, on_poll=on_poll)
 
     def _trial_record(self, cid: str | None, r: int) -> TrialRecord:
         tid = trial_id_for(cid, self.cfg.seed)
@@ -419,35 +518,28 @@ class Search:
                     promoted=[t for t, (w, _) in decided.items() if w == PROMOTED],
                     dropped=[t for t, (w, _) in decided.items() if w == DROPPED])
 
-    def _collect_rung(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord, stop_at: int) -> None:
+    def _collect_rung(self, job: Job, result: TrialResult, cid: str | None, rec: TrialRecord, stop_at: int) -> None:
         """A trial stopped at a rung below the last: its dev-slice result becomes a rung row awaiting the decision."""
-        from rewardsearch.screen.trial import rung_eval_name
-
         store, schedule = self.store, self.cfg.screen.schedule()
-        out = job.spec_path.parent
-        train = json.loads((out / "train.json").read_text()) if (out / "train.json").is_file() else None
-        eval_file = out / rung_eval_name(stop_at)
+        files = outputs.read(job.out_dir, [], rung_steps=stop_at)
+        v = outputs.verdict(result, files, need=[], rung=True)
         k = schedule.index(stop_at)
-        self._add_trial_time(rec, outcome, train)
+        outputs.note_run(rec, result, files)
         row = RungRecord(trial_id=rec.id, candidate_id=cid, round=rec.round, rung=k + 1, steps=stop_at,
-                         state="ok", steps_trained=(train or {}).get("steps"), wall_s=outcome.wall_s)
-        if train is not None and train.get("state") == "done" and eval_file.is_file():
-            ev = json.loads(eval_file.read_text())
+                         state="ok", steps_trained=(files.train or {}).get("steps"), wall_s=result.wall_s)
+        if v.state == "done":
+            ev = files.rung_eval
+            assert ev is not None  # the verdict checked it
             row.item_ids, row.correct, row.accuracy = ev["item_ids"], ev["correct"], ev["accuracy"]
             row.extraction_rate, row.flex_accuracy = ev["extraction_rate"], ev["flex_accuracy"]
-            rec.curves = train.get("log_history", [])
-            store.upsert_trial(rec)
-            store.add_rung(row)
+            with store.tx():
+                store.upsert_trial(rec)
+                store.add_rung(row)
             self.console.log(f"  {self._label(cid)}: rung {k + 1} ({stop_at} steps) dev-slice acc {ev['accuracy']:.3f} "
-                             f"on {len(row.item_ids)} items ({outcome.wall_s:.0f}s)")
+                             f"on {len(row.item_ids)} items ({result.wall_s:.0f}s)")
             return
-        if train is None or train.get("state") == "done":
-            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
-            reason = f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}"
-        else:
-            reason = train.get("reason")
-        self._fail_trial(rec, cid, reason, train)
-        row.state, row.decision, row.reason = "failed", FAILED, reason
+        self._fail_trial(rec, cid, v)
+        row.state, row.decision, row.reason = "failed", FAILED, v.reason
         store.add_rung(row)
 
     def _record_final_rung(self, r: int, rec: TrialRecord, schedule: list[int]) -> None:
@@ -469,33 +561,23 @@ class Search:
             row.extraction_rate, row.flex_accuracy = ev.extraction_rate, ev.flex_accuracy
         self.store.add_rung(row)
 
-    def _add_trial_time(self, rec: TrialRecord, outcome: Outcome, train: dict[str, Any] | None) -> None:
-        """Add one job's time and the training facts to the trial: a halved trial runs as one job per rung."""
-        m = rec.metrics
-        m["job_wall_s"] = (m.get("job_wall_s") or 0.0) + outcome.wall_s
-        m["last_job_wall_s"] = outcome.wall_s
-        rec.wall_s = (rec.wall_s or 0.0) + ((train or {}).get("wall_s") or 0.0)
-        if train is not None:
-            for k in ("steps", "device", "dtype", "lora", "reward_stats"):
-                m[k] = train.get(k)
-            # per job: where training started and where it stopped (a promotion's start equals its rung's stop)
-            m["training_states"] = [*(m.get("training_states") or []),
-                                    {"steps": train.get("steps"), "resumed_from_step": train.get("resumed_from_step"),
-                                     **(train.get("training_state") or {})}]
-
-    def _fail_trial(self, rec: TrialRecord, cid: str | None, reason: str | None, train: dict[str, Any] | None) -> None:
+    def _fail_trial(self, rec: TrialRecord, cid: str | None, v: outputs.Verdict) -> None:
+        """Record a failed trial. An infrastructure failure is not the reward's: the candidate is `infra_failed`
+        (kept out of the proposer's feedback, trained again by `resume`), not `failed`."""
         from rewardsearch.screen.halving import remove_checkpoints
 
-        rec.state, rec.reason = "failed", reason
-        if train is not None:
-            rec.curves = train.get("log_history", rec.curves)
-        self.store.upsert_trial(rec)
-        remove_checkpoints(Path(rec.dir or self.run_dir / "trials" / rec.id))
-        if cid:
-            quarantined = bool(reason and "quarantined" in reason)
-            self.store.set_candidate_state(cid, "quarantined" if quarantined else "failed", reason)
-        self.store.event("trial_failed", trial=rec.id, reason=reason)
-        self.console.log(f"  {self._label(cid)}: FAILED {reason}")
+        rec.state, rec.reason = "failed", v.reason
+        rec.metrics["infra"] = v.infra
+        with self.store.tx():
+            self.store.upsert_trial(rec)
+            if cid:
+                quarantined = bool(v.reason and "quarantined" in v.reason)
+                state = "infra_failed" if v.infra else "quarantined" if quarantined else "failed"
+                self.store.set_candidate_state(cid, state, v.reason)
+            self.store.event("trial_failed", trial=rec.id, reason=v.reason, infra=v.infra)
+        if not v.infra:   # an infrastructure failure keeps its checkpoint: a later session continues from it
+            remove_checkpoints(Path(rec.dir or self.run_dir / "trials" / rec.id))
+        self.console.log(f"  {self._label(cid)}: FAILED {v.reason}")
 
     def _label(self, cid: str | None) -> str:
         return self.store.candidate(cid)["name"] if cid else "baseline"  # type: ignore[index]
@@ -515,15 +597,13 @@ class Search:
                  prescreen=cfg.prescreen.model_dump(mode="json")).write(out / "spec.json")
         job = Job(trial_id="prescreen-pool", spec_path=out / "spec.json", log_path=out / "log.txt",
                   module="rewardsearch.screen.prescreen")
-        result: list[Outcome] = []
+        result: list[TrialResult] = []
         self.console.log(f"pre-screen: sampling {cfg.prescreen.prompts} x {cfg.prescreen.samples} base-policy "
                          "completions on train prompts")
-        LocalExecutor(cfg.executor).run([job], on_done=lambda _j, o: result.append(o))  # type: ignore[func-returns-value]
+        self.run_jobs([job], on_done=lambda _j, o: result.append(o), stage="prescreen")  # type: ignore[func-returns-value]
         if not (out / POOL_FILE).is_file():
-            o = result[0]
-            why = "timed out" if o.timed_out else f"exit code {o.returncode}"
-            raise RuntimeError(f"pre-screen pool job {why}: {o.tail(job.log_path, 300).strip()} "
-                               "(prescreen.enabled=false runs without it)")
+            why = result[0].infra_reason or f"exit code {result[0].returncode}"
+            raise RuntimeError(f"pre-screen pool job failed: {why} (prescreen.enabled=false runs without it)")
         pool = self._pool()
         stats = {k: pool[k] for k in ("wall_s", "device", "samples", "strict_rate", "flexible_rate", "mixed_groups")}
         stats.update(groups=len(pool["groups"]), job_wall_s=result[0].wall_s)
@@ -556,50 +636,47 @@ class Search:
         return Job(trial_id=tid, spec_path=spec_path, log_path=out_dir / "log.txt",
                    module="rewardsearch.screen.base_eval")
 
-    def _collect_base_model(self, job: Job, outcome: Outcome) -> None:
+    def _collect_base_model(self, job: Job, result: TrialResult) -> None:
         store = self.store
         rec = store.trial(job.trial_id)
         assert rec is not None  # written by `_base_model_job` before the job started
-        eval_file = job.spec_path.parent / "eval_dev.json"
-        rec.metrics["job_wall_s"] = outcome.wall_s
-        if outcome.returncode == 0 and eval_file.is_file():
-            ev = EvalRecord.from_trial(rec.id, "dev", json.loads(eval_file.read_text()))
-            store.add_eval(ev)
+        files = outputs.read(job.out_dir, ["dev"])
+        v = outputs.verdict(result, files, need=["dev"], trains=False)
+        outputs.note_run(rec, result, files)
+        ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"]) if v.state == "done" else None
+        if ev is not None:
             rec.state, rec.reason = "done", None
             length = f"{ev.mean_length:.0f}" if ev.mean_length is not None else "?"
             self.console.log(f"  base model (no training): dev acc {ev.accuracy:.3f}, flexible "
-                             f"{ev.flex_accuracy:.3f}, mean length {length} chars ({outcome.wall_s:.0f}s)")
+                             f"{ev.flex_accuracy:.3f}, mean length {length} chars ({result.wall_s:.0f}s)")
         else:
-            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
-            rec.state, rec.reason = "failed", f"base model eval {why}: {outcome.tail(job.log_path, 300).strip()}"
+            rec.state, rec.reason = "failed", f"base model eval: {v.reason}"
+            rec.metrics["infra"] = v.infra
             self.console.log(f"  base model eval FAILED: {rec.reason}")
-        store.upsert_trial(rec)
-        store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
+        with store.tx():
+            if ev is not None:
+                store.add_eval(ev)
+            store.upsert_trial(rec)
+            store.event("base_model_eval", trial=rec.id, state=rec.state, reason=rec.reason)
 
-    def _collect(self, job: Job, outcome: Outcome, cid: str | None, rec: TrialRecord) -> None:
+    def _collect(self, job: Job, result: TrialResult, cid: str | None, rec: TrialRecord) -> None:
         """Read a trial that trained to the last rung into the store: trial, dev eval, candidate state."""
         store = self.store
-        out = job.spec_path.parent
-        train_file = out / "train.json"
-        train = json.loads(train_file.read_text()) if train_file.is_file() else None
-        self._add_trial_time(rec, outcome, train)
-        if train is None or (train.get("state") == "done" and not (out / "eval_dev.json").is_file()):
-            why = "timed out" if outcome.timed_out else f"exit code {outcome.returncode}"
-            self._fail_trial(rec, cid, f"trial process {why}: {outcome.tail(job.log_path, 300).strip()}", train)
+        files = outputs.read(job.out_dir, ["dev"])
+        v = outputs.verdict(result, files, need=["dev"])
+        outputs.note_run(rec, result, files)
+        if v.state != "done":
+            self._fail_trial(rec, cid, v)
             return
-        if train["state"] != "done":
-            self._fail_trial(rec, cid, train.get("reason"), train)
-            return
+        ev = EvalRecord.from_trial(rec.id, "dev", files.evals["dev"])
         rec.state, rec.reason = "done", None
-        rec.curves = train.get("log_history", [])
-        store.upsert_trial(rec)
-        d = json.loads((out / "eval_dev.json").read_text())
-        ev = EvalRecord.from_trial(rec.id, "dev", d)
-        store.add_eval(ev)
-        if cid:
-            store.set_candidate_state(cid, "evaluated")
-        store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=outcome.wall_s)
+        with store.tx():   # eval, trial, candidate and event together: a kill leaves all or none of them
+            store.add_eval(ev)
+            store.upsert_trial(rec)
+            if cid:
+                store.set_candidate_state(cid, "evaluated")
+            store.event("trial_done", trial=rec.id, accuracy=ev.accuracy, wall_s=result.wall_s)
         self.console.log(
             f"  {self._label(cid)}: dev acc {ev.accuracy:.3f} [{ev.ci95[0]:.3f}, {ev.ci95[1]:.3f}] "
-            f"extraction {ev.extraction_rate:.2f} ({outcome.wall_s:.0f}s)"
+            f"extraction {ev.extraction_rate:.2f} ({result.wall_s:.0f}s)"
         )

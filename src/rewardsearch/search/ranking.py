@@ -169,7 +169,8 @@ def history(store: Store, seed: int) -> list[HistoryEntry]:
     """What the proposer may see: ranked evaluated candidates first, then the rest (rejected, failed)."""
     rows = leaderboard(store, seed)
     order = ranked(rows)
-    rest = [r for r in rows if r["origin"] != BASELINE and r not in order]
+    # an infrastructure failure (crash, OOM, lost node) said nothing about the reward: it is not shown as one
+    rest = [r for r in rows if r["origin"] != BASELINE and r not in order and r["state"] != "infra_failed"]
     out = []
     for r in order + rest:
         c = store.candidate(r["id"])
