@@ -172,7 +172,7 @@ class Search:
             self._preflight()   # before the first proposer call of this session: a broken device costs nothing
             self._propose(r)
         self._check_proposed(r)
-        self._replace_duplicates(r)
+        self._replace_duplicates(r, before_call=self._preflight)
         self._forget_infra_failures(r)
         todo = [c for c in store.candidates(round=r) if c["state"] in ("accepted", "trained")]
         self._screen(r, todo)
@@ -237,7 +237,7 @@ class Search:
         self.console.log(f"pre-flight ok: {info['trained_on']} on {info['host']} ({info['wall_s']:.0f}s)")
         self._preflight_done = True
 
-    def _replace_duplicates(self, r: int) -> None:
+    def _replace_duplicates(self, r: int, before_call: Any = None) -> None:
         """Ask the proposer again for candidates lost to behavioural de-duplication, up to `search.refills` times.
 
         A bred child often behaves exactly like an earlier candidate; training it would only repeat a trial.
@@ -250,7 +250,8 @@ class Search:
             if short <= 0 or getattr(self.proposer, "exhausted", None):
                 return
             if not store.get_meta(f"refill_{r}_{k}"):
-                self._preflight()
+                if before_call:
+                    before_call()
                 self._propose(r, want=short, mark=f"refill_{r}_{k}")
             self._check_proposed(r)
 
