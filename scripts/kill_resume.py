@@ -32,24 +32,12 @@ COLLECTED = ("trial_done", "trial_failed", "base_model_eval")   # the driver rea
 
 def make_tiny_model(out: Path) -> Path:
     """The tests' tiny model (tests/conftest.py: tiny_model_dir): seconds per GRPO step on 2 CPU cores."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from rewardsearch.config import ModelConfig
-    from rewardsearch.models import resolve_model
+    from rewardsearch.models import resolve_model, write_tiny_model
 
     if (out / "config.json").is_file():
         return out
-    tok = AutoTokenizer.from_pretrained(resolve_model(ModelConfig(name="embedded")))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return write_tiny_model(out, resolve_model(ModelConfig(name="embedded")))
 
 
 def tiny_args(model_dir: Path, executor: str) -> list[str]:

@@ -51,20 +51,9 @@ def embedded_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(embedded_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 32-wide Llama with SmolLM2's tokenizer and chat template; random but fixed weights."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from rewardsearch.models import write_tiny_model
 
-    out = tmp_path_factory.mktemp("tiny-model")
-    tok = AutoTokenizer.from_pretrained(embedded_model_dir)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"), embedded_model_dir)
 
 
 # -- a synthetic finished run (no training): store rows with known vectors, for report/statistics/export tests ----
