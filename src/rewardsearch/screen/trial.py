@@ -235,6 +235,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     resume = last_checkpoint(out)
     if resume is not None:
         print(f"trial: resuming from {resume.name}", file=sys.stderr)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
@@ -252,6 +254,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "wall_s": wall,
         "steps": trainer.state.global_step,
         "device": device,
+        # what sizes executor.slots: the most this trial's process held on its GPU while training
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20) if device.startswith("cuda") else None,
         "dtype": str(dtype).removeprefix("torch."),
         "lora": movement,
         "reward_stats": {r.__name__: r.stats for r in sandboxed},
