@@ -18,7 +18,7 @@ import pytest
 from rewardsearch.config import Config, ConfigError, ExecutorConfig, load_config
 from rewardsearch.execute.base import Job, TrialResult, attempt_failure, make_executor
 from rewardsearch.execute.faults import parse
-from rewardsearch.execute.local import LocalExecutor, SlotPool, visible_gpus
+from rewardsearch.execute.local import LocalExecutor, SlotPool, gpu_free_mib, slots_that_fit, visible_gpus
 from rewardsearch.screen.trial import TrialSpec
 from rewardsearch.store import Store, StoreError
 
@@ -69,6 +69,44 @@ def test_slot_pool_spreads_before_it_stacks() -> None:
     pool.give("1")
     assert pool.take() == "1"
     assert SlotPool([], 3).devices == ["cpu"]
+
+
+def test_slots_that_fit_caps_by_free_memory_and_keeps_at_least_one() -> None:
+    assert slots_that_fit(8, 143_000, 27.0) == 5     # the H200 with 26 GiB Qwen trials: 5, not 8
+    assert slots_that_fit(2, 143_000, 27.0) == 2     # fewer asked than fit: as asked
+    assert slots_that_fit(4, 10_000, 27.0) == 1      # none fits: one, which fails with its own OOM error
+    assert slots_that_fit(4, None, 27.0) == 4        # unknown free memory (GPU not listed): unchecked
+    assert slots_that_fit(4, 143_000, None) == 4     # no trial_gpu_gib: unchecked
+
+
+def _fake_nvidia_smi(bin_dir: Path, rows: list[str]) -> None:
+    # stands in for the driver's tool: prints what `--query-gpu=index,uuid,memory.free` prints on a real host
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    tool = bin_dir / "nvidia-smi"
+    tool.write_text("#!/bin/sh\ncat <<'CSV'\n" + "\n".join(rows) + "\nCSV\n")
+    tool.chmod(0o755)
+
+
+def test_executor_places_no_more_trials_on_a_gpu_than_fit(tmp_path: Path, monkeypatch) -> None:
+    _fake_nvidia_smi(tmp_path / "bin", ["0, GPU-aaaa, 143000", "1, GPU-bbbb, 60000"])
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    assert gpu_free_mib(["1", "GPU-aaaa", "7"]) == {"1": 60000, "GPU-aaaa": 143000}
+    ex = LocalExecutor(ExecutorConfig(slots=8, trial_gpu_gib=27.0), device="auto",
+                       env=_env(CUDA_VISIBLE_DEVICES="0,1"))
+    assert ex.describe()["slots_by_device"] == {"0": 5, "1": 2}
+    got = _run(ex, _fake_jobs(tmp_path / "jobs", 9, sleep_s=0.5))
+    ran = [json.loads((tmp_path / "jobs" / t / "ran.json").read_text()) for t in got]
+    for gpu, cap in (("0", 5), ("1", 2)):
+        spans = [(r["start"], r["end"]) for r in ran if r["cuda_visible_devices"] == gpu]
+        assert max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans) <= cap, (gpu, spans)
+    # unset, the same GPUs take what executor.slots says
+    assert LocalExecutor(ExecutorConfig(slots=8), device="auto",
+                         env=_env(CUDA_VISIBLE_DEVICES="0,1")).describe()["slots_by_device"] == {"0": 8, "1": 8}
+
+
+def test_trial_gpu_gib_is_refused_under_ray() -> None:
+    with pytest.raises(ValueError, match="trial_gpu_gib is a local setting"):
+        ExecutorConfig(name="ray", trial_gpu_gib=27.0)
 
 
 def test_trials_land_on_every_fake_gpu_with_at_most_slots_per_gpu(tmp_path: Path) -> None:

@@ -469,6 +469,12 @@ class ExecutorConfig(_Section):
         description="local: the GPU ids trials are placed on; unset = CUDA_VISIBLE_DEVICES, else every GPU "
         "nvidia-smi lists",
     )
+    trial_gpu_gib: float | None = Field(
+        None, gt=0,
+        description="local: GPU memory one trial holds at its peak (a trial's train.json peak_gpu_mib plus ~1 GiB "
+        "of CUDA context); each GPU then runs at most as many trials as fit in what was free when the executor "
+        "started, even if executor.slots asks for more; unset = executor.slots, unchecked",
+    )
     preflight: bool = Field(
         True,
         description="one tiny baseline step on the target device (through this executor) before the first "
@@ -491,6 +497,9 @@ class ExecutorConfig(_Section):
 
     @model_validator(mode="after")
     def _one_executor(self) -> ExecutorConfig:
+        if self.name == "ray" and self.trial_gpu_gib is not None:
+            raise ValueError("executor.trial_gpu_gib is a local setting: under ray each trial asks for "
+                             "1/executor.slots of a GPU; choose slots so that many fit, or use executor.name=local")
         if self.name == "local":
             for key in ("address", "artifact_dir"):
                 if getattr(self, key) is not None:

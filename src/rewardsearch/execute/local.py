@@ -5,6 +5,9 @@ Each job runs as `python -m MODULE SPEC.json` (`execute/base.py`). Placement: wi
 `CUDA_VISIBLE_DEVICES`; a new trial goes to the least loaded GPU, so N trials over G GPUs spread before they
 stack. Without GPUs, `executor.slots` trials share the CPU cores (each gets cores / trials-at-once threads).
 Which GPUs: `executor.gpus`, else the driver's `CUDA_VISIBLE_DEVICES`, else what `nvidia-smi -L` lists.
+With `executor.trial_gpu_gib`, a GPU takes no more trials than fit in the memory free on it at the start
+(`slots_that_fit`): too many slots would otherwise end in out-of-memory retries that fail again while the
+others still hold the card (measured on an H200: seven 26 GiB Qwen trials on one 140 GiB GPU).
 
 Children die with the driver (PR_SET_PDEATHSIG), so a killed run leaves no orphan trainer behind to race the
 resumed one; each child is its own process group, so a deadline kills the trial and its reward workers together.
@@ -51,26 +54,57 @@ def visible_gpus(device: str, env: dict[str, str], configured: list[str] | None 
     return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]
 
 
-class SlotPool:
-    """Trial slots over devices: `per_device` on each GPU, or `per_device` on the CPU when there is none."""
+def gpu_free_mib(ids: list[str]) -> dict[str, int]:
+    """Free memory (MiB) of each of `ids` (indices or UUIDs, as CUDA_VISIBLE_DEVICES takes them) as nvidia-smi
+    reports it; ids it does not list are left out ({} without nvidia-smi)."""
+    if not ids or shutil.which("nvidia-smi") is None:
+        return {}
+    try:
+        text = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,uuid,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=30,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    free: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[2].isdigit():
+            free[parts[0]] = free[parts[1]] = int(parts[2])
+    return {i: free[i] for i in ids if i in free}
 
-    def __init__(self, gpus: list[str], per_device: int):
+
+def slots_that_fit(slots: int, free_mib: int | None, trial_gib: float | None) -> int:
+    """Trials one GPU runs at once: `slots`, or fewer when `trial_gib` each do not fit in `free_mib` (at least
+    one: a single trial that does not fit fails with its own out-of-memory error, which says more than a hang)."""
+    if trial_gib is None or free_mib is None:
+        return slots
+    return max(1, min(slots, int(free_mib // (trial_gib * 1024))))
+
+
+class SlotPool:
+    """Trial slots over devices: `per_device` on each GPU (or `caps[dev]` where given), or `per_device` on the
+    CPU when there is none."""
+
+    def __init__(self, gpus: list[str], per_device: int, caps: dict[str, int] | None = None):
         self.devices = list(gpus) or ["cpu"]
         self.per_device = per_device
+        self.cap = {d: (caps or {}).get(d, per_device) for d in self.devices}
         self.load = dict.fromkeys(self.devices, 0)
 
     @property
     def total(self) -> int:
-        return len(self.devices) * self.per_device
+        return sum(self.cap.values())
 
     def free(self) -> int:
         return self.total - sum(self.load.values())
 
     def take(self) -> str:
         # least loaded first, then in listed order: trials spread over the GPUs before they share one
-        dev = min(self.devices, key=lambda d: (self.load[d], self.devices.index(d)))
-        if self.load[dev] >= self.per_device:
+        open_devs = [d for d in self.devices if self.load[d] < self.cap[d]]
+        if not open_devs:
             raise RuntimeError("no free slot")  # the caller checks free() first
+        dev = min(open_devs, key=lambda d: (self.load[d], self.devices.index(d)))
         self.load[dev] += 1
         return dev
 
@@ -91,7 +125,17 @@ def _die_with_parent() -> None:
 class LocalExecutor(Executor):
     def __init__(self, cfg: ExecutorConfig, device: str = "auto", env: dict[str, str] | None = None):
         super().__init__(cfg, device, env)
-        self.pool = SlotPool(visible_gpus(device, self.env, cfg.gpus), cfg.slots)
+        gpus = visible_gpus(device, self.env, cfg.gpus)
+        caps: dict[str, int] = {}
+        if cfg.trial_gpu_gib is not None and gpus:
+            free = gpu_free_mib(gpus)
+            caps = {g: slots_that_fit(cfg.slots, free.get(g), cfg.trial_gpu_gib) for g in gpus}
+            for g, n in caps.items():
+                if n < cfg.slots:
+                    print(f"executor: GPU {g} runs {n} trial(s) at once, not executor.slots={cfg.slots}: "
+                          f"{free[g] / 1024:.1f} GiB free / executor.trial_gpu_gib={cfg.trial_gpu_gib:g}",
+                          file=sys.stderr)
+        self.pool = SlotPool(gpus, cfg.slots, caps)
         # Trials side by side on a CPU each get their share of cores: two 1-thread trials on 2 cores finish
         # ~1.7x sooner than two 2-thread trials run one after the other (generation is latency-bound).
         threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // self.pool.total)
@@ -102,6 +146,7 @@ class LocalExecutor(Executor):
 
     def describe(self) -> dict[str, Any]:
         return {"name": "local", "host": self.host, "devices": self.pool.devices, "slots_per_device": self.cfg.slots,
+                "slots_by_device": dict(self.pool.cap),
                 "threads_per_trial": int(self.env["OMP_NUM_THREADS"])}
 
     def _capacity(self) -> int:
