@@ -56,6 +56,8 @@ def test_killed_trials_are_retried_on_the_faked_gpus_and_recorded(tmp_path: Path
     assert proc.returncode == 0, proc.stderr[-3000:]
     st = _status(run_dir)
     assert st["status"] == "done" and st["preflight"]["ok"]
+    # the pre-flight trained one step and kept its record, not its throwaway adapter (it would ride in every pack)
+    assert (run_dir / "preflight" / "train.json").is_file() and not (run_dir / "preflight" / "adapter").exists()
     assert st["executor"]["devices"] == ["0", "1"] and st["executor"]["slots_per_device"] == 1
     trials = {t["id"]: t for t in st["trials"]}
     cands = [t for tid, t in trials.items() if tid.startswith("t-")]

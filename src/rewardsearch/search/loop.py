@@ -229,6 +229,8 @@ class Search:
         info = {"ok": v.state == "done", "reason": v.reason, "device": got[0].last.device,
                 "host": got[0].last.host, "wall_s": got[0].wall_s, "attempts": len(got[0].attempts),
                 "trained_on": (outputs.read(out, []).train or {}).get("device")}
+        # the one-step adapter is of no use (35 MB for the Qwen testbed) and would ride along in every pack
+        shutil.rmtree(out / "adapter", ignore_errors=True)
         store.set_meta("preflight", info)
         store.event("preflight", **info)
         if v.state != "done":
