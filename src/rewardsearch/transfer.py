@@ -80,7 +80,8 @@ def pack(run_dir: Path, out_dir: Path, budget_mb: float = 60.0, part_mb: float =
             1 for t in (run_dir / "trials").glob("*") if (t / "adapter").is_dir() and _trial_done(t)
         ) if not with_adapters else 0
         for t in sorted((run_dir / "trials").glob("*")):
-            if (t / "hf").is_dir() and not _trial_done(t):
+            # an empty hf/ (no checkpoint written yet) is not a checkpoint to report as kept
+            if (t / "hf").is_dir() and any((t / "hf").glob("checkpoint-*")) and not _trial_done(t):
                 checkpoints.append(((t / "hf").stat().st_mtime, t))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=6) as tar:
