@@ -31,6 +31,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--json-mode", default="schema", choices=["schema", "grammar", "object", "off"])
+    ap.add_argument("--template-dir", default=None, help="proposer.template_dir: a prompt variant to measure")
     args = ap.parse_args()
 
     from rewardsearch.config import ProposerConfig, SandboxConfig, TaskConfig
@@ -44,7 +45,8 @@ def main() -> None:
     task = load_task(TaskConfig(), 0)
     cfg = ProposerConfig(name="llm", serve="llama.cpp", model=args.model, prompt_style=args.style,
                          batch_size=args.batch, max_calls_per_round=1, temperature=args.temperature,
-                         max_tokens=args.max_tokens, json_mode=args.json_mode, timeout_s=900)
+                         max_tokens=args.max_tokens, json_mode=args.json_mode, timeout_s=900,
+                         template_dir=args.template_dir)
     samples = [(p.question, p.answer) for p in task.split("train")[:8]]
     funnel = {"proposed": 0, "parsed": 0, "duplicates": 0, "passed_static": 0, "passed_probes": 0, "distinct": 0}
     verdicts: list[dict[str, Any]] = []
@@ -97,7 +99,8 @@ def main() -> None:
     seconds = sum(c["latency_s"] for c in ok)
     result = {
         "model": args.model, "style": args.style, "calls": args.calls, "batch": args.batch,
-        "temperature": args.temperature, "max_tokens": args.max_tokens, "server": server,
+        "temperature": args.temperature, "max_tokens": args.max_tokens, "json_mode": args.json_mode,
+        "template_dir": args.template_dir, "server": server,
         "json_modes": [c.get("meta", {}).get("json_mode") for c in prop.calls],
         "statuses": [c["status"] for c in prop.calls], "funnel": funnel,
         "prompt_tokens": [c["prompt_tokens"] for c in ok], "completion_tokens": [c["completion_tokens"] for c in ok],
