@@ -1,6 +1,6 @@
 """How many candidates a served local model writes that survive the checks: the proposer side of a run, alone.
 
-    PYTHONPATH=src python3 benchmarks/proposer_funnel.py --model qwen-coder-0.5b [--style compact] [--calls 3]
+    PYTHONPATH=src python3 benchmarks/proposer_funnel.py --model qwen-coder-0.5b [--style code] [--calls 3]
 
 Serves `--model` with llama.cpp exactly as `proposer.serve=llama.cpp` does, makes `--calls` round-1 requests of
 `--batch` candidates each (arith task, no feedback yet, as the first round of a run), and puts every candidate
@@ -25,12 +25,12 @@ from _bench import write_result  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen-coder-0.5b")
-    ap.add_argument("--style", default="compact", choices=["compact", "full"])
+    ap.add_argument("--style", default="code", choices=["code", "compact", "full"])
     ap.add_argument("--calls", type=int, default=3)
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--max-tokens", type=int, default=2048)
-    ap.add_argument("--json-mode", default="schema", choices=["schema", "grammar", "object", "off"])
+    ap.add_argument("--json-mode", default="auto", choices=["auto", "schema", "grammar", "object", "off"])
     ap.add_argument("--template-dir", default=None, help="proposer.template_dir: a prompt variant to measure")
     args = ap.parse_args()
 

@@ -52,6 +52,13 @@ def test_python_blocks_are_taken_when_there_is_no_json() -> None:
     assert res.how == "python blocks" and [c.entrypoint for c in res.candidates] == ["last_num", "length_pen"]
 
 
+def test_a_code_only_answer_takes_its_description_from_the_docstring() -> None:
+    code = 'def near(prompts, completions, answer, **kwargs):\n    """Credit for a close number.\n\n    More."""\n' \
+           "    return [0.0 for _ in completions]\n"
+    res = parse_answer(f"```python\n{code}```\n```python\ndef bare(prompts, completions, **kw):\n    return []\n```")
+    assert [(c.name, c.description) for c in res.candidates] == [("near", "Credit for a close number."), ("bare", "")]
+
+
 def test_one_malformed_item_among_good_ones_keeps_the_good_ones_and_says_why() -> None:
     items = [GOOD, {"name": "no_code"}, "just a string", {"name": "answer_reward", "code": OTHER["code"].replace(
         "length_pen", "answer_reward")}, {"name": "Length Pen 2!", "code": OTHER["code"]}]

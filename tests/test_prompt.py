@@ -118,12 +118,33 @@ def test_the_compact_prompt_is_short_shows_no_base_reward_code_and_one_line_per_
     assert "- cand_19: probe: reason number 19" in user
 
 
-def test_auto_style_is_compact_exactly_when_the_run_serves_its_model() -> None:
-    from rewardsearch.propose.prompt import resolved_style
+def test_auto_style_is_code_exactly_when_the_run_serves_its_model() -> None:
+    from rewardsearch.propose.prompt import resolved_json_mode, resolved_style
 
-    assert resolved_style(ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b")) == "compact"
-    assert resolved_style(ProposerConfig(name="llm", base_url="http://h/v1", model="m")) == "full"
+    served = ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b")
+    assert resolved_style(served) == "code" and resolved_json_mode(served) == "off"
+    remote = ProposerConfig(name="llm", base_url="http://h/v1", model="m")
+    assert resolved_style(remote) == "full" and resolved_json_mode(remote) == "schema"
     assert resolved_style(ProposerConfig(name="llm", serve="llama.cpp", model="m", prompt_style="full")) == "full"
+    assert resolved_json_mode(ProposerConfig(prompt_style="compact", json_mode="grammar")) == "grammar"
+    # a JSON mode would force JSON on a prompt that asks for code blocks: refused, not silently obeyed
+    with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=code"):
+        ProposerConfig(name="llm", serve="llama.cpp", model="m", json_mode="grammar")
+
+
+def test_the_code_style_asks_for_python_blocks_and_its_answer_parses() -> None:
+    from rewardsearch.propose.parse import parse_answer
+    from rewardsearch.propose.prompt import example_source
+
+    ctx = _ctx(HISTORY[:2])
+    system, user = (m["content"] for m in PromptBuilder(ProposerConfig(prompt_style="code")).build(ctx, 2).messages)
+    assert "each reward function in its own ```python block" in system and "JSON" not in system
+    assert user.rstrip().endswith("Write 2 new, different reward functions, each in its own ```python block.")
+    # the answer the prompt asks for is what the parser takes: the example's shape, fenced, one per block
+    variant = example_source().replace("def close_answer_in_solution", "def closer").replace(
+        "import re\n", 'import re\n    """Credit for nearly right."""\n', 1)
+    res = parse_answer(f"```python\n{variant}```")
+    assert res.how == "python blocks" and [c.name for c in res.candidates] == ["closer"]
 
 
 def test_the_compact_example_passes_every_check_the_candidates_face() -> None:

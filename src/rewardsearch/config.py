@@ -181,11 +181,12 @@ class ProposerConfig(_Section):
         description="files: directory of .py reward files; replay: a run directory (its run.sqlite) or a "
         "JSON/JSONL cassette of recorded responses",
     )
-    json_mode: Literal["schema", "grammar", "object", "off"] = Field(
-        "schema",
+    json_mode: Literal["auto", "schema", "grammar", "object", "off"] = Field(
+        "auto",
         description="llm: structured output asked of the endpoint: schema (OpenAI json_schema), grammar (json_object "
         "with the schema, llama-cpp-python's grammar-constrained form), object (any JSON) or off; an endpoint that "
-        "refuses one is asked again one step down, and the answer is parsed robustly anyway",
+        "refuses one is asked again one step down, and the answer is parsed robustly anyway; auto = off for the "
+        "code prompt style (it asks for ```python blocks), schema otherwise",
     )
     batch_size: int = Field(5, ge=1, description="llm: candidates asked for in one call")
     max_calls_per_round: int = Field(4, ge=1, description="llm: calls made at most to fill one round")
@@ -206,11 +207,12 @@ class ProposerConfig(_Section):
         description="llm: prompt size budget in characters (about 4 per token); feedback is trimmed to fit",
     )
     samples: int = Field(3, ge=0, description="llm: training problems shown in the prompt")
-    prompt_style: Literal["auto", "full", "compact"] = Field(
+    prompt_style: Literal["auto", "full", "compact", "code"] = Field(
         "auto",
         description="llm: full = the contract, base rewards' source and every result; compact = a short prompt with "
-        "one worked example that a 0.5-1.5B coder model can follow; auto = compact when proposer.serve runs the "
-        "model, full otherwise",
+        "one worked example, answered as JSON; code = the compact prompt answered as ```python blocks, which a "
+        "0.5-1.5B coder model writes far more reliably than code inside JSON strings; auto = code when "
+        "proposer.serve runs the model, full otherwise",
     )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
@@ -223,6 +225,10 @@ class ProposerConfig(_Section):
 
     @model_validator(mode="after")
     def _check_serve(self) -> ProposerConfig:
+        style = self.prompt_style if self.prompt_style != "auto" else ("code" if self.serve != "off" else "full")
+        if style == "code" and self.json_mode not in ("auto", "off"):
+            raise ValueError(f"json_mode={self.json_mode} forces a JSON answer, but prompt_style=code asks for "
+                             "```python blocks: use json_mode=off (or auto), or prompt_style=compact")
         if self.serve == "off":
             return self
         if self.name != "llm":

@@ -134,9 +134,22 @@ def _salvage(text: str) -> list[Any]:
     return out
 
 
+def _docstring(code: str) -> str:
+    """The first line of the first top-level function's docstring: a code-only answer's description."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            doc = ast.get_docstring(node) or ""
+            return doc.strip().splitlines()[0] if doc.strip() else ""
+    return ""
+
+
 def _python_blocks(text: str) -> list[dict[str, Any]]:
     return [
-        {"code": body, "description": ""}
+        {"code": body, "description": _docstring(body)}
         for lang, body in _FENCE.findall(text)
         if lang.lower() in ("python", "py", "python3") and re.search(r"^def \w+\(", body, re.MULTILINE)
     ]

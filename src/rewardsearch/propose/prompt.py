@@ -1,16 +1,22 @@
 """The LLM proposer's prompt: jinja2 templates with named slots, feedback trimmed to a budget, secrets redacted.
 
-Templates ship in `propose/templates/` (style `full`) and `propose/templates/compact/` (style `compact`, which
-falls back to `full` for a template it lacks); a file of the same name in `proposer.template_dir` replaces one.
+Templates ship in `propose/templates/` (style `full`) and `propose/templates/compact/` (styles `compact`, `code`; they
+fall back to `full` for a template it lacks); a file of the same name in `proposer.template_dir` replaces one.
 `compact` exists because small local models (Qwen2.5-Coder 0.5B/1.5B) copy what they are shown: given the full
 prompt they echoed the answer template's placeholders or copied the base rewards with helpers a candidate cannot
-import. It shows one self-contained worked example (`compact/example.py`, slot `example`) instead of the base
+import. It shows one self-contained worked example (`compact/example.py`, slot `example`; its import and patterns
+live inside the function, because the 1.5B copied the function without the module-level helpers around it and
+every probe failed with NameError) instead of the base
 rewards' source, the contract as a numbered list, and results as one line each. A candidate that is the example
 itself (same normalized source) is dropped as a duplicate, so copying it never counts as a proposal.
-`proposer.prompt_style=auto` picks compact when the run serves its own model (`resolved_style`).
+`code` is compact answered as ```python blocks instead of JSON (slot `code_answers`): inside a JSON string the
+0.5B and 1.5B wrote code on one line, unbalanced or cut off (0 of 3 past the static check, grammar-constrained),
+and in fenced blocks they wrote it as code (see docs/llm-local.md for the funnels).
+`proposer.prompt_style=auto` picks code when the run serves its own model (`resolved_style`).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
-  `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`.
+  `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
+  code style: answers are ```python blocks, not JSON; also in `user.j2`).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
@@ -158,10 +164,18 @@ class Prompt:
 
 
 def resolved_style(cfg: ProposerConfig) -> str:
-    """`full` or `compact`: `auto` means compact exactly when the run serves a (small, local) model itself."""
+    """`full`, `compact` or `code`: `auto` means code exactly when the run serves a (small, local) model itself."""
     if cfg.prompt_style != "auto":
         return cfg.prompt_style
-    return "compact" if cfg.serve != "off" else "full"
+    return "code" if cfg.serve != "off" else "full"
+
+
+def resolved_json_mode(cfg: ProposerConfig) -> str:
+    """The structured output to ask for first: `auto` is off for the code style (its answer is ```python blocks),
+    schema otherwise."""
+    if cfg.json_mode != "auto":
+        return cfg.json_mode
+    return "off" if resolved_style(cfg) == "code" else "schema"
 
 
 def example_source() -> str:
@@ -184,10 +198,11 @@ class PromptBuilder:
         self.secrets = list(secrets)
         self.style = resolved_style(cfg)
         self.example = example_source().strip()
-        self.shown_ids = {reward_id(self.example + "\n")} if self.style == "compact" else set()
+        self.shown_ids = {reward_id(self.example + "\n")} if self.style in ("compact", "code") else set()
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
-        if self.style == "compact":
+        if self.style in ("compact", "code"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
+
         if cfg.template_dir:
             if not Path(cfg.template_dir).is_dir():
                 raise ProposerNotAvailable(
@@ -269,6 +284,7 @@ class PromptBuilder:
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
             base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES), example=self.example,
+            code_answers=self.style == "code",
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None
@@ -279,6 +295,7 @@ class PromptBuilder:
                         "shift": describe_shift(base.get("shift"))}
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
+            "code_answers": self.style == "code",
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
                            for s in this_round or []],
             "notes": [self._clean(x) for x in notes or []],

@@ -1,21 +1,12 @@
-import re
-
-SOLUTION = re.compile(r"<solution>(.*?)</solution>", re.DOTALL)
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-
-
-def text_of(completion):
-    if isinstance(completion, str):
-        return completion
-    return completion[-1]["content"]
-
-
 def close_answer_in_solution(prompts, completions, answer, **kwargs):
+    import re
+
     scores = []
     for completion, gold in zip(completions, answer):
-        blocks = SOLUTION.findall(text_of(completion)[:20000])
-        numbers = NUMBER.findall(blocks[0]) if len(blocks) == 1 else []
-        gold_numbers = NUMBER.findall(str(gold))
+        text = completion[-1]["content"] if not isinstance(completion, str) else completion
+        blocks = re.findall(r"<solution>(.*?)</solution>", text[:20000], re.DOTALL)
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", blocks[0]) if len(blocks) == 1 else []
+        gold_numbers = re.findall(r"-?\d+(?:\.\d+)?", str(gold))
         if not numbers or not gold_numbers:
             scores.append(0.0)
             continue
