@@ -67,12 +67,11 @@ def test_a_tiny_search_proposed_by_the_served_0_5b_coder(coder_gguf: Path, tiny_
     server = st["proposer_server"]
     assert server["model"] == "qwen-coder-0.5b" and server["gguf"] == str(coder_gguf)
 
-    # llama-cpp-python refuses json_schema (HTTP 500); the step down is immediate and keeps the schema as grammar
+    # a served model gets the code prompt style: no structured output asked, the answer is ```python blocks
     calls = _calls(run_dir)
-    assert [c["status"] for c in calls] == ["fallback", "ok"], [c.get("error") for c in calls]
-    assert "HTTP 500" in calls[0]["error"] and calls[1]["meta"]["json_mode"] == "grammar"
-    assert calls[1]["meta"]["parse"] == "json"  # grammar-constrained: the answer is the JSON asked for
-    assert calls[1]["completion_tokens"] > 0 and calls[1]["prompt_tokens"] > 0
+    assert [c["status"] for c in calls] == ["ok"], [c.get("error") for c in calls]
+    assert calls[0]["meta"]["json_mode"] == "off"
+    assert calls[0]["completion_tokens"] > 0 and calls[0]["prompt_tokens"] > 0
 
     # the funnel is recorded and adds up against the candidates the run holds
     (row,) = st["funnel"]
@@ -86,3 +85,25 @@ def test_a_tiny_search_proposed_by_the_served_0_5b_coder(coder_gguf: Path, tiny_
     with pytest.raises(OSError), socket.create_connection((url.hostname, url.port), timeout=2):
         pass
     assert (run_dir / "proposer-server.log").stat().st_size > 0
+
+
+def test_the_real_server_refuses_json_schema_and_the_proposer_steps_down_at_once(coder_gguf: Path,
+                                                                                 tmp_path: Path) -> None:
+    # llama-cpp-python answers a json_schema response format with HTTP 500; the step down to its grammar form is
+    # immediate and uses no retry (the JSON prompt styles; a short answer is enough to see it)
+    from rewardsearch.config import ProposerConfig, TaskConfig
+    from rewardsearch.propose.base import RoundContext
+    from rewardsearch.propose.llm import LLMProposer
+    from rewardsearch.propose.serve import serving
+    from rewardsearch.tasks import load_task
+
+    task = load_task(TaskConfig(), 0)
+    cfg = ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b", prompt_style="compact",
+                         json_mode="schema", temperature=0, max_tokens=24, batch_size=1, max_calls_per_round=1,
+                         timeout_s=600, serve_threads=1, max_retries=0)
+    with serving(cfg, tmp_path / "server.log") as served:
+        prop = LLMProposer(served)
+        prop.propose(RoundContext(round=1, seed=0, task_card=task.card(), samples=task.split("train")[:1]), 1)
+    assert [c["status"] for c in prop.calls] == ["fallback", "ok"], [c.get("error") for c in prop.calls]
+    assert "HTTP 500" in prop.calls[0]["error"] and prop.calls[1]["meta"]["json_mode"] == "grammar"
+    assert prop.json_mode == "grammar"
