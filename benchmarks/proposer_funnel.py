@@ -57,6 +57,9 @@ def main() -> None:
     with serving(cfg, Path("/tmp") / f"proposer-funnel-{args.model.replace('/', '_')}.log",
                  on_start=server.update) as served:
         prop = LLMProposer(served)
+        for ex in prop.shown_examples():  # a copy of the prompt's example is a duplicate, as in a run
+            probe = check_reward(ex, SandboxConfig(), samples, fmt=task.answer_format)[-1]
+            seen_behaviour.add(behaviour_key(probe.details["scores"]))
         for i in range(args.calls):
             ctx = RoundContext(round=1, seed=i, task_card=task.card(), samples=task.split("train")[:3])
             specs = prop.propose(ctx, args.batch)
@@ -87,7 +90,8 @@ def main() -> None:
                     key = behaviour_key(probe.details["scores"]) if probe else ""
                     if key in seen_behaviour:
                         funnel["duplicates"] += 1
-                        verdict |= {"stage": "dedup", "reason": "same scores on every probe"}
+                        verdict |= {"stage": "dedup", "reason": "same scores on every probe (as an earlier "
+                                                                "candidate or the prompt's example)"}
                     else:
                         seen_behaviour.add(key)
                         funnel["distinct"] += 1

@@ -165,6 +165,30 @@ def test_same_behaviour_with_different_code_is_rejected_as_a_duplicate(tmp_path:
     assert dedup["details"]["twin"] == first["id"]
 
 
+def test_a_renamed_copy_of_the_prompt_s_example_is_rejected_as_its_duplicate(tmp_path: Path) -> None:
+    # measured with the served 1.5B coder: it copied the example under a new name; the copy's source differs
+    # (so the proposer's source check lets it through) but it scores every probe exactly as the example does
+    from rewardsearch.propose.prompt import example_source
+
+    files = tmp_path / "rewards"
+    files.mkdir()
+    (files / "a_copy.py").write_text(example_source().replace("close_answer_in_solution", "my_new_reward"))
+    (files / "b_other.py").write_text(POOL[2]["code"])
+    search, store = _search(tmp_path / "run", proposer={"name": "files", "path": str(files)},
+                            search={"candidates_per_round": 2})
+    from rewardsearch.propose.llm import LLMProposer
+
+    # the files proposer shows no prompt; give it the examples the compact/code prompts show
+    search.proposer.shown_examples = LLMProposer(ProposerConfig(name="llm", prompt_style="code")).shown_examples
+    search._propose(1)
+    for c in store.candidates(round=1):
+        search._check(c)
+    by_name = {c["entrypoint"]: c for c in store.candidates()}
+    copy, other = by_name["my_new_reward"], by_name[POOL[2]["name"]]
+    assert copy["state"] == "rejected" and copy["reason"].startswith("dedup: duplicate of the prompt's example")
+    assert other["state"] == "accepted"
+
+
 def test_duplicates_are_replaced_by_asking_the_proposer_again(tmp_path: Path) -> None:
     files = _twin_files(tmp_path)
     search, store = _search(tmp_path / "run", proposer={"name": "files", "path": str(files)},

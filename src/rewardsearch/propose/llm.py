@@ -50,7 +50,7 @@ from typing import Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import ProposerError, RoundContext
-from rewardsearch.propose.parse import ParseResult, parse_answer
+from rewardsearch.propose.parse import ParseResult, find_entrypoint, parse_answer
 from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact, resolved_json_mode
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.store import Store
@@ -182,6 +182,14 @@ class LLMProposer:
         self._stop: str | None = None
         self._client: Any = None
         self._jitter = random.Random()  # jitter only: it never touches what is proposed
+
+    def shown_examples(self) -> list[RewardSpec]:
+        """The worked example of the compact and code prompts (none for the full prompt)."""
+        if not self.prompts.shown_ids:
+            return []
+        entry, _ = find_entrypoint(self.prompts.example, None)
+        return [RewardSpec(name="prompt_example", source=self.prompts.example + "\n", entrypoint=entry,
+                           origin="prompt")]
 
     # -- budget --------------------------------------------------------------------------------------------
 

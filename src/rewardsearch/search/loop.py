@@ -80,6 +80,7 @@ class Search:
         self._pool_cache: dict[str, Any] | None = None   # the pre-screen pool, read once
         self._executor_obj: Executor | None = None
         self._preflight_done = not cfg.executor.preflight
+        self._shown_keys: set[str] | None = None   # behaviour of the prompt's examples, probed once
 
     def executor(self) -> Executor:
         """The executor `executor.name` names, made once per driver (a Ray connection is made once)."""
@@ -311,6 +312,20 @@ class Search:
             store.event("proposer_exhausted", round=r, reason=stop)
             self.console.log(f"proposer {cfg.proposer.name} can give no more: {stop}")
 
+    def _example_keys(self, samples: list[tuple[str, str]]) -> set[str]:
+        """Behaviour keys of the rewards the proposer's prompt shows (probed once per session, in the sandbox)."""
+        from rewardsearch.sandbox import check_reward
+        from rewardsearch.search.dedup import behaviour_key
+
+        if self._shown_keys is None:
+            keys: set[str] = set()
+            for spec in getattr(self.proposer, "shown_examples", lambda: [])():
+                probe = check_reward(spec, self.cfg.sandbox, samples, fmt=self.task.answer_format)[-1]
+                if probe.ok and probe.details.get("scores") is not None:
+                    keys.add(behaviour_key(probe.details["scores"]))
+            self._shown_keys = keys
+        return self._shown_keys
+
     def _check(self, c: dict[str, Any]) -> None:
         from rewardsearch.sandbox import CheckResult, check_reward
         from rewardsearch.search.dedup import behaviour_key, find_twin
@@ -322,10 +337,16 @@ class Search:
         if probe.ok and probe.details.get("scores") is not None:
             key = probe.details["behaviour"] = behaviour_key(probe.details["scores"])
             twin = find_twin(self.store, c["id"], key)
+            n = len(probe.details["scores"])
             if twin:
                 results.append(CheckResult(
-                    "dedup", False, f"duplicate of {twin}: same scores on all {len(probe.details['scores'])} probes",
+                    "dedup", False, f"duplicate of {twin}: same scores on all {n} probes",
                     details={"twin": twin, "behaviour": key},
+                ))
+            elif key in self._example_keys(samples):
+                results.append(CheckResult(
+                    "dedup", False, f"duplicate of the prompt's example: same scores on all {n} probes (a copy "
+                    "under another name)", details={"twin": "prompt-example", "behaviour": key},
                 ))
         if self.cfg.prescreen.enabled and all(res.ok for res in results):
             from rewardsearch.screen.prescreen import prescreen_check
