@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Long GPU work across device calls on one warm machine (how the 2026-12-02 final stage ran): `start` launches the
+# proof (scripts/gpu_proof.sh: search, then the final stage) and, with RS_RANDOM=1, the random-mode search beside
+# it, detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `pack`
+# packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
+#   source .dev/common/setup.sh >/dev/null 2>&1; bash scripts/gpu_background.sh start; bash scripts/gpu_background.sh wait 480; bash scripts/gpu_background.sh pack
+# Two drivers share the GPU: give them executor slots that fit together (a Qwen trial peaks at ~26 GiB, five fit
+# an H200); executor.trial_gpu_gib caps each driver by the memory free when it starts, not by the other's trials.
+set -u
+cd "$(dirname "$0")/.."
+R=${RS_BG_DIR:-/root/rsdev}
+mkdir -p "$R/logs"
+CLI=(python3 -m rewardsearch.cli)
+ARGS=(screen.steps=30 'screen.rungs=[10,30]' screen.keep=0.25 screen.keep_within_noise=false screen.rung_dev_size=128
+      screen.checkpoint_every=10)
+case ${1:-} in
+start)
+  rm -f "$R"/*.done
+  nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader -l 5 > "$R/logs/smi.log" 2>&1 &
+  ( RS_CALL_S=${RS_CALL_S:-1700} OUT=$R/packout RS_ENSEMBLE_ARGS=${RS_ENSEMBLE_ARGS:-ensemble.slots=3} \
+      setsid nohup bash scripts/gpu_proof.sh > "$R/logs/proof.log" 2>&1; echo done > "$R/proof.done" ) &
+  if [ "${RS_RANDOM:-0}" = 1 ]; then
+    ( if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random"); else
+        run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${ARGS[@]}"
+             executor.slots=2 search.mode=random); fi
+      setsid nohup timeout -s INT "${RS_CALL_S:-1700}" "${CLI[@]}" "${run[@]}" > "$R/logs/random.log" 2>&1
+      echo done > "$R/random.done" ) &
+  else
+    echo skipped > "$R/random.done"
+  fi
+  sleep 2; echo started ;;
+wait)
+  end=$(( $(date +%s) + ${2:?seconds} ))
+  while [ "$(date +%s)" -lt "$end" ] && { [ ! -f "$R/proof.done" ] || [ ! -f "$R/random.done" ]; }; do sleep 10; done
+  echo "proof done: $([ -f "$R/proof.done" ] && echo yes || echo no); random: $(cat "$R/random.done" 2>/dev/null || echo running)" ;;
+pack)
+  out=${OUT:?the device call sets OUT}
+  for d in proof random; do
+    [ -f "$R/$d/run.sqlite" ] && "${CLI[@]}" pack "$R/$d" --out "$out" --budget-mb 28 --part-mb 14 2>&1 | tail -1
+  done
+  tail -c 3000 "$R/logs/proof.log"; echo ----; tail -c 1500 "$R/logs/random.log" 2>/dev/null
+  sort -t, -k1 -n "$R/logs/smi.log" | tail -1 | sed 's/^/peak nvidia-smi: /'
+  tar czf "$out/logs.tgz" -C "$R" logs ;;
+*) echo "usage: $0 start | wait SECONDS | pack" >&2; exit 2 ;;
+esac
