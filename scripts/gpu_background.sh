@@ -11,8 +11,16 @@ cd "$(dirname "$0")/.."
 R=${RS_BG_DIR:-/root/rsdev}
 mkdir -p "$R/logs"
 CLI=(python3 -m rewardsearch.cli)
-ARGS=(screen.steps=30 'screen.rungs=[10,30]' screen.keep=0.25 screen.keep_within_noise=false screen.rung_dev_size=128
-      screen.checkpoint_every=10)
+# The random-mode search takes the proof run's own overrides (its stored argv): one record of the protocol.
+proof_overrides() {
+  [ -f "$R/proof/run.sqlite" ] || { echo "no $R/proof/run.sqlite: unpack or start the proof first" >&2; return 1; }
+  python3 - "$R/proof" <<'PY'
+import sys
+from rewardsearch.store import Store
+argv = Store.in_dir(sys.argv[1]).get_meta("argv") or []
+print("\n".join(a for a in argv if "=" in a and not a.startswith(("task.data_dir=", "executor.slots=", "search.mode="))))
+PY
+}
 case ${1:-} in
 start)
   rm -f "$R"/*.done
@@ -21,7 +29,10 @@ start)
       setsid nohup bash scripts/gpu_proof.sh > "$R/logs/proof.log" 2>&1; echo done > "$R/proof.done" ) &
   if [ "${RS_RANDOM:-0}" = 1 ]; then
     ( if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random"); else
-        run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${ARGS[@]}"
+        sleep 20   # gpu_proof.sh unpacks the proof run first
+        overrides=$(proof_overrides) || exit 1
+        mapfile -t args <<< "$overrides"
+        run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${args[@]}"
              executor.slots=2 search.mode=random); fi
       setsid nohup timeout -s INT "${RS_CALL_S:-1700}" "${CLI[@]}" "${run[@]}" > "$R/logs/random.log" 2>&1
       echo done > "$R/random.done" ) &

@@ -57,6 +57,10 @@ def test_a_code_only_answer_takes_its_description_from_the_docstring() -> None:
            "    return [0.0 for _ in completions]\n"
     res = parse_answer(f"```python\n{code}```\n```python\ndef bare(prompts, completions, **kw):\n    return []\n```")
     assert [(c.name, c.description) for c in res.candidates] == [("near", "Credit for a close number."), ("bare", "")]
+    # the description is the called function's, not a helper's (the 1.5B put a copy of the example first)
+    two = 'def helper(x):\n    """Not me."""\n    return x\n\n\n' + code
+    (only,) = parse_answer(f"```python\n{two}```").candidates
+    assert (only.entrypoint, only.description) == ("near", "Credit for a close number.")
 
 
 def test_one_malformed_item_among_good_ones_keeps_the_good_ones_and_says_why() -> None:

@@ -119,14 +119,12 @@ def test_the_compact_prompt_is_short_shows_no_base_reward_code_and_one_line_per_
 
 
 def test_auto_style_is_code_exactly_when_the_run_serves_its_model() -> None:
-    from rewardsearch.propose.prompt import resolved_json_mode, resolved_style
-
     served = ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b")
-    assert resolved_style(served) == "code" and resolved_json_mode(served) == "off"
+    assert served.resolved_style() == "code" and served.resolved_json_mode() == "off"
     remote = ProposerConfig(name="llm", base_url="http://h/v1", model="m")
-    assert resolved_style(remote) == "full" and resolved_json_mode(remote) == "schema"
-    assert resolved_style(ProposerConfig(name="llm", serve="llama.cpp", model="m", prompt_style="full")) == "full"
-    assert resolved_json_mode(ProposerConfig(prompt_style="compact", json_mode="grammar")) == "grammar"
+    assert remote.resolved_style() == "full" and remote.resolved_json_mode() == "schema"
+    assert ProposerConfig(name="llm", serve="llama.cpp", model="m", prompt_style="full").resolved_style() == "full"
+    assert ProposerConfig(prompt_style="compact", json_mode="grammar").resolved_json_mode() == "grammar"
     # a JSON mode would force JSON on a prompt that asks for code blocks: refused, not silently obeyed
     with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=code"):
         ProposerConfig(name="llm", serve="llama.cpp", model="m", json_mode="grammar")

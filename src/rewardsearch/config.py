@@ -210,9 +210,9 @@ class ProposerConfig(_Section):
     prompt_style: Literal["auto", "full", "compact", "code"] = Field(
         "auto",
         description="llm: full = the contract, base rewards' source and every result; compact = a short prompt with "
-        "one worked example, answered as JSON; code = the compact prompt answered as ```python blocks, which a "
-        "0.5-1.5B coder model writes far more reliably than code inside JSON strings; auto = code when "
-        "proposer.serve runs the model, full otherwise",
+        "one worked example, answered as JSON; code = the compact prompt answered as ```python blocks, which the "
+        "1.5B coder gets past the static check far more often than code inside JSON strings (docs/llm-local.md); "
+        "auto = code when proposer.serve runs the model, full otherwise",
     )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
@@ -223,10 +223,22 @@ class ProposerConfig(_Section):
     parents: int = Field(4, ge=1, description="evolve: ranked parents drawn from the history")
     mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
 
+    def resolved_style(self) -> str:
+        """`full`, `compact` or `code`: `auto` means code exactly when the run serves a (small, local) model."""
+        if self.prompt_style != "auto":
+            return self.prompt_style
+        return "code" if self.serve != "off" else "full"
+
+    def resolved_json_mode(self) -> str:
+        """The structured output asked for first: `auto` is off for the code style (its answer is ```python
+        blocks), schema otherwise."""
+        if self.json_mode != "auto":
+            return self.json_mode
+        return "off" if self.resolved_style() == "code" else "schema"
+
     @model_validator(mode="after")
     def _check_serve(self) -> ProposerConfig:
-        style = self.prompt_style if self.prompt_style != "auto" else ("code" if self.serve != "off" else "full")
-        if style == "code" and self.json_mode not in ("auto", "off"):
+        if self.resolved_style() == "code" and self.json_mode not in ("auto", "off"):
             raise ValueError(f"json_mode={self.json_mode} forces a JSON answer, but prompt_style=code asks for "
                              "```python blocks: use json_mode=off (or auto), or prompt_style=compact")
         if self.serve == "off":

@@ -88,7 +88,6 @@ class SlotPool:
 
     def __init__(self, gpus: list[str], per_device: int, caps: dict[str, int] | None = None):
         self.devices = list(gpus) or ["cpu"]
-        self.per_device = per_device
         self.cap = {d: (caps or {}).get(d, per_device) for d in self.devices}
         self.load = dict.fromkeys(self.devices, 0)
 

@@ -51,7 +51,7 @@ from typing import Any
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import ProposerError, RoundContext
 from rewardsearch.propose.parse import ParseResult, find_entrypoint, parse_answer
-from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact, resolved_json_mode
+from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.store import Store
 
@@ -177,7 +177,7 @@ class LLMProposer:
         self._key = os.environ.get(cfg.api_key_env) or None
         self._secrets = env_secrets([self._key] if self._key else [])
         self.prompts = PromptBuilder(cfg, self._secrets)
-        self.json_mode = resolved_json_mode(cfg)
+        self.json_mode = cfg.resolved_json_mode()
         self.calls: list[dict[str, Any]] = []
         self._stop: str | None = None
         self._client: Any = None

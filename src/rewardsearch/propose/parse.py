@@ -134,22 +134,9 @@ def _salvage(text: str) -> list[Any]:
     return out
 
 
-def _docstring(code: str) -> str:
-    """The first line of the first top-level function's docstring: a code-only answer's description."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return ""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
-            doc = ast.get_docstring(node) or ""
-            return doc.strip().splitlines()[0] if doc.strip() else ""
-    return ""
-
-
 def _python_blocks(text: str) -> list[dict[str, Any]]:
     return [
-        {"code": body, "description": _docstring(body)}
+        {"code": body, "description": ""}
         for lang, body in _FENCE.findall(text)
         if lang.lower() in ("python", "py", "python3") and re.search(r"^def \w+\(", body, re.MULTILINE)
     ]
@@ -194,21 +181,25 @@ def slug(name: str) -> str:
 def find_entrypoint(code: str, name: str | None) -> tuple[str | None, str | None]:
     """(function to call, None) or (None, why not). Code that does not parse keeps its name: the static check
     rejects it later with the line, which is feedback the proposer can use."""
+    entry, why, _ = _entrypoint(code, name)
+    return entry, why
+
+
+def _entrypoint(code: str, name: str | None) -> tuple[str | None, str | None, str]:
+    """`find_entrypoint`, plus the first line of the chosen function's docstring ("" when it has none)."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return (name, None) if name else (None, "code does not parse and the item has no name")
+        return (name, None, "") if name else (None, "code does not parse and the item has no name", "")
     defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    names = [d.name for d in defs]
-    if name in names:
-        return name, None
-    takes = [d.name for d in defs if "completions" in {a.arg for a in (*d.args.posonlyargs, *d.args.args,
-                                                                        *d.args.kwonlyargs)}]
-    if takes:
-        return takes[-1], None
-    if names:
-        return names[-1], None
-    return None, "code defines no top-level function"
+    by_name = {d.name: d for d in defs}
+    takes = [d for d in defs if "completions" in {a.arg for a in (*d.args.posonlyargs, *d.args.args,
+                                                                   *d.args.kwonlyargs)}]
+    chosen = by_name.get(name or "") or (takes[-1] if takes else defs[-1] if defs else None)
+    if chosen is None:
+        return None, "code defines no top-level function", ""
+    doc = (ast.get_docstring(chosen) or "").strip()
+    return chosen.name, None, doc.splitlines()[0] if doc else ""
 
 
 def validate_item(index: int, item: Any) -> Candidate | Dropped:
@@ -221,14 +212,16 @@ def validate_item(index: int, item: Any) -> Candidate | Dropped:
     if not isinstance(code, str) or not code.strip():
         return Dropped(index, name, f"{label} has no 'code' string")
     code = _strip_fence(code)
-    entry, why = find_entrypoint(code, name)
+    entry, why, doc = _entrypoint(code, name)
     if entry is None:
         return Dropped(index, name, f"{label}: {why}")
     if entry in RESERVED_NAMES:
         return Dropped(index, name, f"{label}: function name {entry!r} is a base reward's (trained beside every "
                                     "candidate); choose another name")
     description = item.get("description")
-    description = description.strip()[:MAX_DESCRIPTION] if isinstance(description, str) else ""
+    description = description.strip() if isinstance(description, str) else ""
+    # a code-only answer (```python blocks) says what it rewards in the called function's docstring
+    description = (description or doc)[:MAX_DESCRIPTION]
     if name and name[0].isdigit():
         name = f"r_{name}"
     return Candidate(name=name or entry, code=code, description=description, entrypoint=entry, index=index)

@@ -9,10 +9,10 @@ live inside the function, because the 1.5B copied the function without the modul
 every probe failed with NameError) instead of the base
 rewards' source, the contract as a numbered list, and results as one line each. A candidate that is the example
 itself (same normalized source) is dropped as a duplicate, so copying it never counts as a proposal.
-`code` is compact answered as ```python blocks instead of JSON (slot `code_answers`): inside a JSON string the
-0.5B and 1.5B wrote code on one line, unbalanced or cut off (0 of 3 past the static check, grammar-constrained),
-and in fenced blocks they wrote it as code (see docs/llm-local.md for the funnels).
-`proposer.prompt_style=auto` picks code when the run serves its own model (`resolved_style`).
+`code` is compact answered as ```python blocks instead of JSON (slot `code_answers`): inside a JSON string,
+grammar-constrained, the models wrote code on one line, unbalanced or cut off (0.5B: 0 of 6 past the static
+check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md, idle 2-core CPU machine).
+`proposer.prompt_style=auto` picks code when the run serves its own model (`ProposerConfig.resolved_style`).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
@@ -163,21 +163,6 @@ class Prompt:
     omitted: list[str]
 
 
-def resolved_style(cfg: ProposerConfig) -> str:
-    """`full`, `compact` or `code`: `auto` means code exactly when the run serves a (small, local) model itself."""
-    if cfg.prompt_style != "auto":
-        return cfg.prompt_style
-    return "code" if cfg.serve != "off" else "full"
-
-
-def resolved_json_mode(cfg: ProposerConfig) -> str:
-    """The structured output to ask for first: `auto` is off for the code style (its answer is ```python blocks),
-    schema otherwise."""
-    if cfg.json_mode != "auto":
-        return cfg.json_mode
-    return "off" if resolved_style(cfg) == "code" else "schema"
-
-
 def example_source() -> str:
     """The worked example the compact prompt shows (a file, so that it is real code checked by the tests)."""
     from importlib import resources
@@ -196,13 +181,12 @@ class PromptBuilder:
 
         self.cfg = cfg
         self.secrets = list(secrets)
-        self.style = resolved_style(cfg)
+        self.style = cfg.resolved_style()
         self.example = example_source().strip()
         self.shown_ids = {reward_id(self.example + "\n")} if self.style in ("compact", "code") else set()
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
         if self.style in ("compact", "code"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
-
         if cfg.template_dir:
             if not Path(cfg.template_dir).is_dir():
                 raise ProposerNotAvailable(

@@ -40,7 +40,6 @@ from typing import IO, Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import ProposerNotAvailable
-from rewardsearch.propose.prompt import resolved_style
 
 INSTALL_HINT = "pip install 'llama-cpp-python[server]==0.3.*' (or pip install 'rewardsearch[llamacpp]')"
 REBUILD_HINT = ('CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" pip install '
@@ -243,5 +242,5 @@ def serving(cfg: ProposerConfig, log_path: Path | None = None,
                       "llama_cpp_python": _llama_cpp_version(), "base_url": server.base_url})
         # prompt_style is resolved here because the copy no longer says that the model is served
         yield cfg.model_copy(update={"serve": "off", "base_url": server.base_url,
-                                     "prompt_style": resolved_style(cfg)})
+                                     "prompt_style": cfg.resolved_style()})
 

@@ -41,7 +41,7 @@ class RewardSpec:
     """A candidate reward function.
 
     `source` defines `entrypoint(prompts, completions, answer, **kwargs) -> list[float | None]`.
-    `origin` is the proposer's name (`evolve`, `llm`, `files`, `replay`) or `base`.
+    `origin` is the proposer's name (`evolve`, `llm`, `files`, `replay`), `base`, or `prompt` (an example a prompt shows).
     `meta` carries proposer-private data (e.g. the evolve genome) through the store.
     """
 
