@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long GPU work across device calls on one warm machine (how the 2026-12-02 final stage ran): `start` launches the
 # proof (scripts/gpu_proof.sh: search, then the final stage) and, with RS_RANDOM=1, the random-mode search beside
-# it, detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `pack`
+# it, detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `stop`
+# interrupts them (SIGINT: trials stop at their last checkpoint); `pack`
 # packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
 #   source .dev/common/setup.sh >/dev/null 2>&1; bash scripts/gpu_background.sh start; bash scripts/gpu_background.sh wait 480; bash scripts/gpu_background.sh pack
 # Two drivers share the GPU: give them executor slots that fit together (a Qwen trial peaks at ~26 GiB, five fit
@@ -24,6 +25,10 @@ PY
 case ${1:-} in
 start)
   rm -f "$R"/*.done
+  if [ -n "${RS_QWEN_MODEL:-}" ]; then   # as gpu_proof.sh does, before either driver looks for the model
+    cache=${REWARDSEARCH_CACHE:-$HOME/.cache/rewardsearch}/models
+    mkdir -p "$cache" && ln -sfn "$RS_QWEN_MODEL" "$cache/Qwen2.5-Coder-0.5B-Instruct"
+  fi
   nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader -l 5 > "$R/logs/smi.log" 2>&1 &
   ( RS_CALL_S=${RS_CALL_S:-1700} OUT=$R/packout RS_ENSEMBLE_ARGS=${RS_ENSEMBLE_ARGS:-ensemble.slots=3} \
       setsid nohup bash scripts/gpu_proof.sh > "$R/logs/proof.log" 2>&1; echo done > "$R/proof.done" ) &
@@ -44,6 +49,11 @@ wait)
   end=$(( $(date +%s) + ${2:?seconds} ))
   while [ "$(date +%s)" -lt "$end" ] && { [ ! -f "$R/proof.done" ] || [ ! -f "$R/random.done" ]; }; do sleep 10; done
   echo "proof done: $([ -f "$R/proof.done" ] && echo yes || echo no); random: $(cat "$R/random.done" 2>/dev/null || echo running)" ;;
+stop)
+  # SIGINT to the drivers (the trials stop at their last checkpoint and the stores stay consistent), then wait
+  pkill -INT -f "rewardsearch[.]cli (run|resume|ensemble)" ; end=$(( $(date +%s) + ${2:-90} ))
+  while pgrep -f "rewardsearch[.]cli (run|resume|ensemble)" >/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 3; done
+  echo "drivers left: $(pgrep -fc "rewardsearch[.]cli (run|resume|ensemble)")" ;;
 pack)
   out=${OUT:?the device call sets OUT}
   for d in proof random; do
@@ -52,5 +62,5 @@ pack)
   tail -c 3000 "$R/logs/proof.log"; echo ----; tail -c 1500 "$R/logs/random.log" 2>/dev/null
   sort -t, -k1 -n "$R/logs/smi.log" | tail -1 | sed 's/^/peak nvidia-smi: /'
   tar czf "$out/logs.tgz" -C "$R" logs ;;
-*) echo "usage: $0 start | wait SECONDS | pack" >&2; exit 2 ;;
+*) echo "usage: $0 start | wait SECONDS | stop [SECONDS] | pack" >&2; exit 2 ;;
 esac
