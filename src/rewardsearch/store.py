@@ -497,6 +497,21 @@ class Store:
             self.db.execute("UPDATE trials SET state='pending', reason=NULL, updated=? WHERE id=?", (time.time(), tid))
             self.db.execute("DELETE FROM rungs WHERE trial_id=? AND decision='failed'", (tid,))
 
+    def void_trial(self, tid: str, reason: str) -> None:
+        """Withdraw a finished trial's results, in one transaction: its evaluations are deleted and it becomes an
+        infrastructure failure, which the stage that owns it trains again; the event keeps what was withdrawn."""
+        rec = self.trial(tid)
+        if rec is None:
+            raise KeyError(f"no trial {tid!r} in {self.path}")
+        with self.tx():
+            gone = {r["split"]: r["accuracy"] for r in self.db.execute(
+                "SELECT split, accuracy FROM evals WHERE trial_id=?", (tid,)).fetchall()}
+            self.db.execute("DELETE FROM evals WHERE trial_id=?", (tid,))
+            rec.state, rec.reason = "failed", reason
+            rec.metrics["infra"] = True
+            self.upsert_trial(rec)
+            self.event("trial_voided", trial=tid, reason=reason, evals=gone)
+
     def trial(self, tid: str) -> TrialRecord | None:
         row = self.db.execute("SELECT * FROM trials WHERE id=?", (tid,)).fetchone()
         return self._trial_row(row) if row else None

@@ -75,6 +75,8 @@ def pack(run_dir: Path, out_dir: Path, budget_mb: float = 60.0, part_mb: float =
                     continue
                 if rel.parts[2] == "adapter" and not with_adapters and _trial_done(trial):
                     continue
+                if rel.parts[2].startswith("lost-") and len(rel.parts) > 3 and rel.parts[3] in ("adapter", "hf"):
+                    continue   # withdrawn results (`search/finals.py`): their logs travel, their NaN weights not
             files.append((f, str(rel)))
         report.dropped_adapters = sum(
             1 for t in (run_dir / "trials").glob("*") if (t / "adapter").is_dir() and _trial_done(t)

@@ -3,7 +3,8 @@
 A trial is dead when any of (each switched off by 0 in `screen.early_stop`):
 - `reward_std` (TRL: the mean within-group std of the summed reward) was exactly 0 for `zero_std_steps` logged steps
   in a row: no group had any spread, so every advantage was 0 and the policy got no gradient from the rewards;
-- the loss or the grad norm was non-finite for `nan_steps` logged steps in a row: the weights are lost;
+- the loss or the grad norm was non-finite for `nan_steps` logged steps in a row: those steps were skipped
+  (`screen/nonfinite.py`), so the trial has stopped learning;
 - the mean sampled completion length over the last `length_window` logged steps fell below `length_fraction` of
   the first window's. The hacking flag (`search/hacking.py`) marks a fall to 40% for the report; stopping is
   irreversible, so this rule waits for a far deeper collapse (default 10%: a policy answering in a token or two).

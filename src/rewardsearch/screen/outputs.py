@@ -10,6 +10,7 @@ the proposer), or failed for infrastructure reasons after every retry (never the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,21 @@ def read(out_dir: Path, splits: list[str], rung_steps: int | None = None) -> Tri
     return TrialFiles(out_dir, _load(out_dir / "train.json"), evals, rung)
 
 
+def lost_weights(train: dict[str, Any] | None) -> str | None:
+    """Why a finished trial's weights are not what training made them, or None: a step logged a non-finite grad norm
+    and was not skipped (`screen/nonfinite.py` skips them; runs from before it did not), so the optimizer wrote NaN
+    into the adapter and every evaluation after it measures garbage, not the reward."""
+    if not train or train.get("state") != "done":
+        return None
+    skipped = {s.get("step") for s in train.get("skipped_steps") or []}
+    for row in train.get("log_history") or []:
+        g = row.get("grad_norm")
+        if "grad_norm" in row and not (isinstance(g, int | float) and math.isfinite(g)) and row.get("step") not in skipped:
+            return (f"numerical: non-finite gradient applied at step {row.get('step')} (weights lost; trained "
+                    "before non-finite steps were skipped)")
+    return None
+
+
 @dataclass
 class Verdict:
     state: str                 # done | failed
@@ -61,6 +77,9 @@ def verdict(result: TrialResult, files: TrialFiles, need: list[str], trains: boo
                        infra=True)
     if trains and files.train.get("state") != "done":   # type: ignore[union-attr]
         return Verdict("failed", files.train.get("reason"))   # type: ignore[union-attr]
+    if trains and (lost := lost_weights(files.train)):
+        # the base rewards alone hit it too: not the candidate's doing, and a retry trains it again
+        return Verdict("failed", INFRA_PREFIX + lost, infra=True)
     missing = (["the rung's dev slice"] if rung and files.rung_eval is None else []) + [
         f"eval_{s}.json" for s in need if s not in files.evals]
     if missing:

@@ -134,12 +134,14 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, TrainerCallback, set_seed
     from trl import GRPOConfig, GRPOTrainer
 
+    from rewardsearch.execute.faults import nan_grad_poison
     from rewardsearch.models import load_tokenizer, lora_config, pick_device, pick_dtype
     from rewardsearch.rewards.base import base_rewards
     from rewardsearch.rewards.spec import RewardSpec
     from rewardsearch.sandbox.runner import SandboxedReward
     from rewardsearch.screen import trl_args
     from rewardsearch.screen.halving import rung_callback
+    from rewardsearch.screen.nonfinite import nonfinite_guard
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
     screen = ScreenConfig.model_validate(spec.screen)
@@ -181,6 +183,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
 
     at_rung = spec.at_rung(screen)
     rung = rung_callback(spec.target_steps(screen) if at_rung else None, screen.early_stop if spec.early_stop else None)
+    guard = nonfinite_guard(nan_grad_poison(spec.trial_id))
 
     if "tensorboard" in screen.report_to:
         # transformers' default is under output_dir (hf/), which a finished trial removes with its checkpoints
@@ -229,7 +232,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         train_dataset=ds,
         processing_class=tokenizer,
         peft_config=lora_config(mcfg.lora),
-        callbacks=[StopOnQuarantine(), rung],
+        callbacks=[StopOnQuarantine(), rung, guard],
     )
     before = _trainable_snapshot(trainer.model)
     resume = last_checkpoint(out)
@@ -248,6 +251,12 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     quarantined = [r for r in sandboxed if r.quarantined]
     reasons = [f"reward {r.__name__} quarantined after {r.failures} failed calls: {r.last_error}" for r in quarantined]
     reasons += [rung.dead] if rung.dead else []
+    steps_run = trainer.state.global_step - (int(resume.name.rsplit("-", 1)[1]) if resume is not None else 0)
+    if guard.skipped and 2 * len(guard.skipped) > steps_run:
+        # the trial trained on fewer than half of its steps: what it measures is not this reward's training
+        reasons.append(f"non-finite gradients on {len(guard.skipped)} of {steps_run} optimizer steps (skipped)")
+    if not _weights_finite(trainer.model):
+        reasons.append("non-finite adapter weights after training")
     record: dict[str, Any] = {
         "state": "failed" if reasons else "done",
         "reason": "; ".join(reasons) or None,
@@ -273,6 +282,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)
         "stop_at": spec.target_steps(screen) if at_rung else None,
         "early_stop": rung.dead,
+        # optimizer steps skipped for non-finite gradients (`screen/nonfinite.py`), this run's part
+        "skipped_steps": guard.skipped,
         "training_state": {"start": rung.at_begin, "stop": rung.at_stop},
         "log_history": trainer.state.log_history,
     }
@@ -289,6 +300,14 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         shutil.rmtree(out / "hf", ignore_errors=True)
     record["_model"], record["_tokenizer"] = trainer.model, tokenizer
     return record
+
+
+def _weights_finite(model: Any) -> bool:
+    """Every trainable weight is finite (one host sync)."""
+    import torch
+
+    flags = [torch.isfinite(p).all() for p in model.parameters() if p.requires_grad]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def evaluate_split(model: Any, tokenizer: Any, task: Any, split: str, ecfg: EvalConfig) -> dict[str, Any]:

@@ -287,11 +287,35 @@ class FinalStage:
         rec = self.store.trial(tid)
         if rec is None or rec.state == "pending":
             return True
+        self._void_if_lost(rec)
+        rec = self.store.trial(tid) or rec
         if rec.state == "failed":
             # a quarantined reward fails again (the report shows the reason); an infrastructure failure is tried
             # again by a later `ensemble DIR`
             return bool(rec.metrics.get("infra"))
         return any(self.store.eval(tid, s) is None for s in FINAL_SPLITS)
+
+    def _void_if_lost(self, rec: TrialRecord) -> None:
+        """A finished trial whose weights were lost to a non-finite step (`screen/outputs.py:lost_weights`) is
+        trained again: its files move to `lost-N/` beside the new ones, its evaluations leave the store."""
+        out_dir = self.run_dir / "trials" / rec.id
+        why = outputs.lost_weights(outputs.read(out_dir, []).train)
+        if why is None:
+            return
+        # the store first: a kill before the files move leaves a failed trial whose files still say why, and the
+        # next call moves them; the other order could leave stored results with their evidence gone
+        if rec.state == "done":
+            self.store.void_trial(rec.id, outputs.INFRA_PREFIX + why)
+        n = 1
+        while (out_dir / f"lost-{n}").exists():
+            n += 1
+        aside = out_dir / f"lost-{n}"
+        aside.mkdir()
+        for p in list(out_dir.iterdir()):
+            if p.name in ("train.json", "adapter", "progress.json", "steps.log", "log.txt", "crash.json", "hf") \
+                    or p.name.startswith("eval_"):
+                p.rename(aside / p.name)
+        self.console.log(f"  {rec.id}: results withdrawn, trained again ({why}); old files in {aside.name}/")
 
     def _train(self, arms: list[ArmRecord]) -> None:
         cfg, store = self.cfg, self.store

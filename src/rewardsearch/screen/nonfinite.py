@@ -1,0 +1,72 @@
+"""An optimizer step whose gradients are not all finite is skipped, not taken.
+
+Why: on the H200 proof runs (Qwen2.5-Coder-0.5B, bf16, LoRA, TRL 1.16) about one GRPO trial in four logged a NaN
+grad norm at a random step (4-21 of 30) with a finite loss, rewards and KL. The Trainer clips by that norm, the
+clip coefficient is NaN, every gradient becomes NaN and AdamW writes NaN into every LoRA weight: from then on the
+policy samples garbage to the length limit and the trial evaluates at 0.000, the base-rewards-only arm included.
+Mixed-precision trainers (GradScaler, Megatron, DeepSpeed) skip such a step; transformers' Trainer does not. This
+callback does, between the clipping and `optimizer.step()`: it drops every gradient, so AdamW leaves the weights
+and its moments as they were; the learning-rate schedule moves on as if the step had been taken.
+
+Which parameters went non-finite first is recorded (from their gradients before clipping spread the NaN), so the
+cause can be looked for; `train.json` holds the skipped steps. A trial that keeps producing them is still stopped
+by the early-stop rule (`screen/early_stop.py`) or failed by the trial (`screen/trial.py`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+NAMES_KEPT = 5   # the first few parameter names per skipped step: enough to place the layer
+
+
+def nonfinite_guard(poison: tuple[int, bool] | None = None) -> Any:
+    """The TrainerCallback. `poison` (fault drills only, `execute/faults.py` `nangrad`): (first step, every step
+    from it on or that one only) at which one gradient is set to NaN before the check, as the real failure does."""
+    import torch
+    from transformers import TrainerCallback
+
+    class NonFiniteGuard(TrainerCallback):
+        def __init__(self) -> None:
+            self.skipped: list[dict[str, Any]] = []
+            self._params: list[tuple[str, Any]] = []
+            self._finite: dict[str, Any] = {}   # name -> 0-d bool tensor (no host sync until the step is checked)
+            self._step = 0
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN003
+            if self._params or model is None:
+                return control
+            self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+            for i, (name, p) in enumerate(self._params):
+                p.register_post_accumulate_grad_hook(self._hook(name, first=i == 0))
+            return control
+
+        def _hook(self, name: str, first: bool) -> Any:
+            def hook(p: Any) -> None:
+                if first and poison is not None:
+                    at, every = poison
+                    if self._step + 1 == at or (every and self._step + 1 >= at):
+                        p.grad.fill_(float("nan"))
+                # accumulated micro-batches sum into p.grad, so the last call sees any earlier non-finite value
+                self._finite[name] = torch.isfinite(p.grad).all()
+            return hook
+
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+            self._step = state.global_step
+            return control
+
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+            flags, self._finite = self._finite, {}
+            if not flags or bool(torch.stack(list(flags.values())).all()):
+                return control
+            bad = [n for n, ok in flags.items() if not bool(ok)]
+            for _, p in self._params:
+                p.grad = None   # AdamW skips a parameter without a gradient: weights and moments stay
+            rec = {"step": state.global_step + 1, "params": bad[:NAMES_KEPT], "n_params": len(bad)}
+            self.skipped.append(rec)
+            print(f"trial: skipped optimizer step {rec['step']}: non-finite gradients in {len(bad)} tensors "
+                  f"(first: {', '.join(bad[:2])})", file=sys.stderr)
+            return control
+
+    return NonFiniteGuard()
