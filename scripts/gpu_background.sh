@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Long GPU work across device calls on one warm machine (how the 2026-12-02 final stage ran): `start` launches the
 # proof (scripts/gpu_proof.sh: search, then the final stage) and, with RS_RANDOM=1, the random-mode search beside
-# it, detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `stop`
+# it (RS_RANDOM=after: once the proof is done; RS_RANDOM_SLOTS, default 2, its trials at once), detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `stop`
 # interrupts them (SIGINT: trials stop at their last checkpoint); `pack`
 # packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
 #   source .dev/common/setup.sh >/dev/null 2>&1; bash scripts/gpu_background.sh start; bash scripts/gpu_background.sh wait 480; bash scripts/gpu_background.sh pack
@@ -32,13 +32,16 @@ start)
   nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader -l 5 > "$R/logs/smi.log" 2>&1 &
   ( RS_CALL_S=${RS_CALL_S:-1700} OUT=$R/packout RS_ENSEMBLE_ARGS=${RS_ENSEMBLE_ARGS:-ensemble.slots=3} \
       setsid nohup bash scripts/gpu_proof.sh > "$R/logs/proof.log" 2>&1; echo done > "$R/proof.done" ) &
-  if [ "${RS_RANDOM:-0}" = 1 ]; then
-    ( if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random"); else
+  if [ "${RS_RANDOM:-0}" = 1 ] || [ "${RS_RANDOM:-0}" = after ]; then
+    # after: once the proof is done (a final-stage trial holds 38-41 GiB while it evaluates the whole test split,
+    # so three of them leave no room for the random search's trials)
+    ( if [ "$RS_RANDOM" = after ]; then while [ ! -f "$R/proof.done" ]; do sleep 10; done; fi
+      if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random" "executor.slots=${RS_RANDOM_SLOTS:-2}"); else
         sleep 20   # gpu_proof.sh unpacks the proof run first
         overrides=$(proof_overrides) || exit 1
         mapfile -t args <<< "$overrides"
         run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${args[@]}"
-             executor.slots=2 search.mode=random); fi
+             "executor.slots=${RS_RANDOM_SLOTS:-2}" search.mode=random); fi
       setsid nohup timeout -s INT "${RS_CALL_S:-1700}" "${CLI[@]}" "${run[@]}" > "$R/logs/random.log" 2>&1
       echo done > "$R/random.done" ) &
   else
