@@ -517,7 +517,8 @@ class ExecutorConfig(_Section):
     def _one_executor(self) -> ExecutorConfig:
         if self.name == "ray" and self.trial_gpu_gib is not None:
             raise ValueError("executor.trial_gpu_gib is a local setting: under ray each trial asks for "
-                             "1/executor.slots of a GPU; choose slots so that many fit, or use executor.name=local")
+                             "1/executor.slots of a GPU; choose slots so that many fit and add executor.trial_gpu_gib=null "
+                             "(the gpu preset sets it), or use executor.name=local")
         if self.name == "local":
             for key in ("address", "artifact_dir"):
                 if getattr(self, key) is not None:
