@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Long GPU work across device calls on one warm machine (how the 2026-12-02 final stage ran): `start` launches the
 # proof (scripts/gpu_proof.sh: search, then the final stage) and, with RS_RANDOM=1, the random-mode search beside
-# it (RS_RANDOM=after: once the proof is done; RS_RANDOM_SLOTS, default 2, its trials at once), detached (setsid) so they outlive the call; `wait S` returns after S seconds or when they are done; `stop`
-# interrupts them (SIGINT: trials stop at their last checkpoint); `pack`
-# packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
+# it (RS_RANDOM=after: once the proof is done; RS_RANDOM_SLOTS, default 2, its trials at once), detached (setsid)
+# so they outlive the call; `wait S` returns after S seconds or when they are done; `stop` interrupts them
+# (SIGINT: trials stop at their last checkpoint); `pack` packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
 #   source .dev/common/setup.sh >/dev/null 2>&1; bash scripts/gpu_background.sh start; bash scripts/gpu_background.sh wait 480; bash scripts/gpu_background.sh pack
 # Two drivers share the GPU: give them executor slots that fit together (a Qwen trial peaks at ~26 GiB, five fit
 # an H200); executor.trial_gpu_gib caps each driver by the memory free when it starts, not by the other's trials.

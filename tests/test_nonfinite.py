@@ -104,3 +104,22 @@ def test_a_stored_final_trial_whose_weights_were_lost_is_withdrawn_and_trained_a
     assert not (run_dir / "trials" / lost / "train.json").exists()
     # asked again (a resumed `ensemble DIR`): still to train, nothing withdrawn twice
     assert stage._needs_job(lost) and len(store.events("trial_voided")) == 1
+
+
+def test_a_resumed_trial_keeps_the_steps_skipped_before_its_checkpoint(tmp_path: Path, tiny_model_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rewardsearch.screen.outputs import lost_weights
+
+    monkeypatch.setenv(FAULT_ENV, "nangrad")
+    out = _spec(tmp_path, tiny_model_dir, [REWARD], steps=4, checkpoint_every=0)
+    _with_stop(out, 3)   # stops at step 3 with a checkpoint, as a rung (or a kill after a save) leaves it
+    assert _run(out).returncode == 0
+    monkeypatch.delenv(FAULT_ENV)
+    _with_stop(out, None)   # promoted: continues from checkpoint-3 to step 4
+    proc = _run(out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    train = json.loads((out / "train.json").read_text())
+    assert train["state"] == "done" and train["steps"] == 4 and train["resumed_from_step"] == 3
+    assert not math.isfinite(_grad_norms(train)[2])   # the checkpoint's log history holds the NaN step
+    assert [s["step"] for s in train["skipped_steps"]] == [2]
+    assert lost_weights(train) is None   # skipped, so not taken for weights lost

@@ -23,7 +23,8 @@ from rewardsearch.config import EarlyStopConfig
 LENGTH_KEY = "completions/mean_length"
 
 
-def _finite(v: Any) -> bool:
+def finite(v: Any) -> bool:
+    """A logged number that is finite (a NaN or inf, or a missing value, is not)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -45,11 +46,11 @@ def dead_reason(log_history: Sequence[dict[str, Any]], cfg: EarlyStopConfig) -> 
         if n >= cfg.zero_std_steps:
             return f"reward std 0 in every GRPO group for {n} logged steps in a row (no policy gradient)"
     if cfg.nan_steps:
-        n = _run_length(rows, lambda r: any(k in r and not _finite(r[k]) for k in ("loss", "grad_norm")))
+        n = _run_length(rows, lambda r: any(k in r and not finite(r[k]) for k in ("loss", "grad_norm")))
         if n >= cfg.nan_steps:
             return f"non-finite loss or grad norm for {n} logged steps in a row"
     if cfg.length_fraction:
-        lengths = [float(r[LENGTH_KEY]) for r in rows if _finite(r.get(LENGTH_KEY))]
+        lengths = [float(r[LENGTH_KEY]) for r in rows if finite(r.get(LENGTH_KEY))]
         w = cfg.length_window
         if len(lengths) >= 2 * w:
             start, end = sum(lengths[:w]) / w, sum(lengths[-w:]) / w

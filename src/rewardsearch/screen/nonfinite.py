@@ -1,28 +1,32 @@
 """An optimizer step whose gradients are not all finite is skipped, not taken.
 
-Why: on the H200 proof runs (Qwen2.5-Coder-0.5B, bf16, LoRA, TRL 1.16) about one GRPO trial in four logged a NaN
-grad norm at a random step (4-21 of 30) with a finite loss, rewards and KL. The Trainer clips by that norm, the
+Why: on the H200 proof runs (Qwen2.5-Coder-0.5B, bf16, LoRA, TRL 1.16) 8 of 40 GRPO trials logged a NaN grad norm
+at a random step (4-21 of 30) with a finite loss, rewards and KL
+(`benchmarks/results/2026-12-02-nonfinite-gradients-qwen-coder-0.5b.json`). The Trainer clips by that norm, the
 clip coefficient is NaN, every gradient becomes NaN and AdamW writes NaN into every LoRA weight: from then on the
 policy samples garbage to the length limit and the trial evaluates at 0.000, the base-rewards-only arm included.
-Mixed-precision trainers (GradScaler, Megatron, DeepSpeed) skip such a step; transformers' Trainer does not. This
+fp16 loss scaling (torch's GradScaler) and Megatron skip such a step; transformers' Trainer does not. This
 callback does, between the clipping and `optimizer.step()`: it drops every gradient, so AdamW leaves the weights
 and its moments as they were; the learning-rate schedule moves on as if the step had been taken.
 
 Which parameters went non-finite first is recorded (from their gradients before clipping spread the NaN), so the
-cause can be looked for; `train.json` holds the skipped steps. A trial that keeps producing them is still stopped
+cause can be looked for. The skipped steps are written to `skipped_steps.json` as they happen, so a trial resumed
+from a checkpoint keeps those before it; `train.json` holds them all. A trial that keeps producing them is still stopped
 by the early-stop rule (`screen/early_stop.py`) or failed by the trial (`screen/trial.py`).
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 NAMES_KEPT = 5   # the first few parameter names per skipped step: enough to place the layer
 
 
-def nonfinite_guard(poison: tuple[int, bool] | None = None) -> Any:
-    """The TrainerCallback. `poison` (fault drills only, `execute/faults.py` `nangrad`): (first step, every step
+def nonfinite_guard(path: Path, poison: tuple[int, bool] | None = None) -> Any:
+    """The TrainerCallback; `path` is the trial's `skipped_steps.json`. `poison` (fault drills only, `execute/faults.py` `nangrad`): (first step, every step
     from it on or that one only) at which one gradient is set to NaN before the check, as the real failure does."""
     import torch
     from transformers import TrainerCallback
@@ -35,6 +39,9 @@ def nonfinite_guard(poison: tuple[int, bool] | None = None) -> Any:
             self._step = 0
 
         def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001, ANN003
+            # state is the checkpoint's by now: the steps skipped before it stay, those of a lost attempt after it go
+            prior = json.loads(path.read_text()) if path.is_file() else []
+            self.skipped = [s for s in prior if s["step"] <= state.global_step]
             if self._params or model is None:
                 return control
             self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -65,6 +72,9 @@ def nonfinite_guard(poison: tuple[int, bool] | None = None) -> Any:
                 p.grad = None   # AdamW skips a parameter without a gradient: weights and moments stay
             rec = {"step": state.global_step + 1, "params": bad[:NAMES_KEPT], "n_params": len(bad)}
             self.skipped.append(rec)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.skipped))
+            tmp.replace(path)
             print(f"trial: skipped optimizer step {rec['step']}: non-finite gradients in {len(bad)} tensors "
                   f"(first: {', '.join(bad[:2])})", file=sys.stderr)
             return control

@@ -10,7 +10,6 @@ the proposer), or failed for infrastructure reasons after every retry (never the
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +49,11 @@ def lost_weights(train: dict[str, Any] | None) -> str | None:
     into the adapter and every evaluation after it measures garbage, not the reward."""
     if not train or train.get("state") != "done":
         return None
+    from rewardsearch.screen.early_stop import finite
+
     skipped = {s.get("step") for s in train.get("skipped_steps") or []}
     for row in train.get("log_history") or []:
-        g = row.get("grad_norm")
-        if "grad_norm" in row and not (isinstance(g, int | float) and math.isfinite(g)) and row.get("step") not in skipped:
+        if "grad_norm" in row and not finite(row["grad_norm"]) and row.get("step") not in skipped:
             return (f"numerical: non-finite gradient applied at step {row.get('step')} (weights lost; trained "
                     "before non-finite steps were skipped)")
     return None

@@ -183,7 +183,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
 
     at_rung = spec.at_rung(screen)
     rung = rung_callback(spec.target_steps(screen) if at_rung else None, screen.early_stop if spec.early_stop else None)
-    guard = nonfinite_guard(nan_grad_poison(spec.trial_id))
+    guard = nonfinite_guard(out / "skipped_steps.json", nan_grad_poison(spec.trial_id))
 
     if "tensorboard" in screen.report_to:
         # transformers' default is under output_dir (hf/), which a finished trial removes with its checkpoints
@@ -251,10 +251,10 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     quarantined = [r for r in sandboxed if r.quarantined]
     reasons = [f"reward {r.__name__} quarantined after {r.failures} failed calls: {r.last_error}" for r in quarantined]
     reasons += [rung.dead] if rung.dead else []
-    steps_run = trainer.state.global_step - (int(resume.name.rsplit("-", 1)[1]) if resume is not None else 0)
-    if guard.skipped and 2 * len(guard.skipped) > steps_run:
+    steps = trainer.state.global_step
+    if 2 * len(guard.skipped) > steps:
         # the trial trained on fewer than half of its steps: what it measures is not this reward's training
-        reasons.append(f"non-finite gradients on {len(guard.skipped)} of {steps_run} optimizer steps (skipped)")
+        reasons.append(f"non-finite gradients on {len(guard.skipped)} of {steps} optimizer steps (skipped)")
     if not _weights_finite(trainer.model):
         reasons.append("non-finite adapter weights after training")
     record: dict[str, Any] = {
@@ -282,7 +282,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         # the rung stop; a promoted trial's `start` equals its previous rung's `stop` (`screen/halving.py`)
         "stop_at": spec.target_steps(screen) if at_rung else None,
         "early_stop": rung.dead,
-        # optimizer steps skipped for non-finite gradients (`screen/nonfinite.py`), this run's part
+        # optimizer steps skipped for non-finite gradients (`screen/nonfinite.py`), resumed runs included
         "skipped_steps": guard.skipped,
         "training_state": {"start": rung.at_begin, "stop": rung.at_stop},
         "log_history": trainer.state.log_history,
@@ -323,12 +323,12 @@ def _release_cuda_cache() -> None:
 
 
 def evaluate_split(model: Any, tokenizer: Any, task: Any, split: str, ecfg: EvalConfig) -> dict[str, Any]:
+    import torch
+
     from rewardsearch.evaluate.generate import generate
     from rewardsearch.evaluate.metrics import score
 
     problems = task.split(split)[: ecfg.dev_size if split == "dev" else ecfg.test_size]
-    import torch
-
     cuda = torch.cuda.is_available() and next(model.parameters()).device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()

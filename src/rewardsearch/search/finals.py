@@ -312,8 +312,7 @@ class FinalStage:
         aside = out_dir / f"lost-{n}"
         aside.mkdir()
         for p in list(out_dir.iterdir()):
-            if p.name in ("train.json", "adapter", "progress.json", "steps.log", "log.txt", "crash.json", "hf") \
-                    or p.name.startswith("eval_"):
+            if p.name != "spec.json" and not p.name.startswith("lost-"):   # all the job wrote; the spec is rewritten
                 p.rename(aside / p.name)
         self.console.log(f"  {rec.id}: results withdrawn, trained again ({why}); old files in {aside.name}/")
 
