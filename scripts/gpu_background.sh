@@ -8,6 +8,7 @@
 # Two drivers share the GPU: give them executor slots that fit together (a Qwen trial peaks at ~26 GiB, five fit
 # an H200); executor.trial_gpu_gib caps each driver by the memory free when it starts, not by the other's trials.
 set -u
+SELF=$(realpath "$0")
 cd "$(dirname "$0")/.."
 R=${RS_BG_DIR:-/root/rsdev}
 mkdir -p "$R/logs"
@@ -22,42 +23,56 @@ argv = Store.in_dir(sys.argv[1]).get_meta("argv") or []
 print("\n".join(a for a in argv if "=" in a and not a.startswith(("task.data_dir=", "executor.slots=", "search.mode="))))
 PY
 }
+need_cli() {  # each device call is a fresh shell: without setup.sh's PYTHONPATH nothing below can run
+  python3 -c "import rewardsearch" 2>/dev/null \
+    || { echo "rewardsearch is not importable: source .dev/common/setup.sh first (on its own, not in a pipeline)" >&2; exit 1; }
+}
 case ${1:-} in
 start)
-  rm -f "$R"/*.done
+  need_cli
+  rm -f "$R"/*.done "$R/stopping"
   if [ -n "${RS_QWEN_MODEL:-}" ]; then   # as gpu_proof.sh does, before either driver looks for the model
     cache=${REWARDSEARCH_CACHE:-$HOME/.cache/rewardsearch}/models
     mkdir -p "$cache" && ln -sfn "$RS_QWEN_MODEL" "$cache/Qwen2.5-Coder-0.5B-Instruct"
   fi
-  nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader -l 5 > "$R/logs/smi.log" 2>&1 &
-  ( RS_CALL_S=${RS_CALL_S:-1700} OUT=$R/packout RS_ENSEMBLE_ARGS=${RS_ENSEMBLE_ARGS:-ensemble.slots=3} \
-      setsid nohup bash scripts/gpu_proof.sh > "$R/logs/proof.log" 2>&1; echo done > "$R/proof.done" ) &
+  setsid nohup nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader -l 5 > "$R/logs/smi.log" 2>&1 &
+  # Each driver and its done marker live in one setsid'd process: the call's own shell (and any subshell of it)
+  # is killed when the call ends, so a marker written by that shell never appears (2026-12-02: the random
+  # search waiting for proof.done never started).
+  setsid nohup bash "$SELF" _proof > "$R/logs/proof.log" 2>&1 < /dev/null &
   if [ "${RS_RANDOM:-0}" = 1 ] || [ "${RS_RANDOM:-0}" = after ]; then
-    # after: once the proof is done (a final-stage trial holds 38-41 GiB while it evaluates the whole test split,
-    # so three of them leave no room for the random search's trials)
-    ( if [ "$RS_RANDOM" = after ]; then while [ ! -f "$R/proof.done" ]; do sleep 10; done; fi
-      if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random" "executor.slots=${RS_RANDOM_SLOTS:-2}"); else
-        sleep 20   # gpu_proof.sh unpacks the proof run first
-        overrides=$(proof_overrides) || exit 1
-        mapfile -t args <<< "$overrides"
-        run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${args[@]}"
-             "executor.slots=${RS_RANDOM_SLOTS:-2}" search.mode=random); fi
-      setsid nohup timeout -s INT "${RS_CALL_S:-1700}" "${CLI[@]}" "${run[@]}" > "$R/logs/random.log" 2>&1
-      echo done > "$R/random.done" ) &
+    setsid nohup bash "$SELF" _random > "$R/logs/random.log" 2>&1 < /dev/null &
   else
     echo skipped > "$R/random.done"
   fi
   sleep 2; echo started ;;
+_proof)
+  RS_CALL_S=${RS_CALL_S:-1700} OUT=$R/packout RS_ENSEMBLE_ARGS=${RS_ENSEMBLE_ARGS:-ensemble.slots=3} bash scripts/gpu_proof.sh
+  echo done > "$R/proof.done" ;;
+_random)
+  # after: once the proof is done (a final-stage trial holds 38-41 GiB while it evaluates the whole test split,
+  # so three of them leave no room for the random search's trials)
+  if [ "${RS_RANDOM:-0}" = after ]; then while [ ! -f "$R/proof.done" ]; do sleep 10; done; fi
+  [ -f "$R/stopping" ] && { echo stopped > "$R/random.done"; exit 0; }   # `stop` ended the proof: do not start
+  if [ -f "$R/random/run.sqlite" ]; then run=(resume "$R/random" "executor.slots=${RS_RANDOM_SLOTS:-2}"); else
+    sleep 20   # gpu_proof.sh unpacks the proof run first
+    overrides=$(proof_overrides) || { echo failed > "$R/random.done"; exit 1; }
+    mapfile -t args <<< "$overrides"
+    run=(run --preset gpu --out "$R/random" "task.data_dir=${RS_GSM8K_DIR:?source setup.sh first}" "${args[@]}"
+         "executor.slots=${RS_RANDOM_SLOTS:-2}" search.mode=random); fi
+  timeout -s INT "${RS_CALL_S:-1700}" "${CLI[@]}" "${run[@]}"
+  echo done > "$R/random.done" ;;
 wait)
   end=$(( $(date +%s) + ${2:?seconds} ))
   while [ "$(date +%s)" -lt "$end" ] && { [ ! -f "$R/proof.done" ] || [ ! -f "$R/random.done" ]; }; do sleep 10; done
   echo "proof done: $([ -f "$R/proof.done" ] && echo yes || echo no); random: $(cat "$R/random.done" 2>/dev/null || echo running)" ;;
 stop)
   # SIGINT to the drivers (the trials stop at their last checkpoint and the stores stay consistent), then wait
-  pkill -INT -f "rewardsearch[.]cli (run|resume|ensemble)" ; end=$(( $(date +%s) + ${2:-90} ))
+  touch "$R/stopping"; pkill -INT -f "rewardsearch[.]cli (run|resume|ensemble)" ; end=$(( $(date +%s) + ${2:-90} ))
   while pgrep -f "rewardsearch[.]cli (run|resume|ensemble)" >/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 3; done
   echo "drivers left: $(pgrep -fc "rewardsearch[.]cli (run|resume|ensemble)")" ;;
 pack)
+  need_cli
   out=${OUT:?the device call sets OUT}
   for d in proof random; do
     [ -f "$R/$d/run.sqlite" ] && "${CLI[@]}" pack "$R/$d" --out "$out" --budget-mb 28 --part-mb 14 2>&1 | tail -1
