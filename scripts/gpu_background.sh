@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Long GPU work across device calls on one warm machine (how the 2026-12-02 final stage ran): `start` launches the
 # proof (scripts/gpu_proof.sh: search, then the final stage) and, with RS_RANDOM=1, the random-mode search beside
-# it (RS_RANDOM=after: once the proof is done; RS_RANDOM_SLOTS, default 2, its trials at once), detached (setsid)
+# it (RS_RANDOM=after: once the proof is done; RS_RANDOM_SLOTS, default 2, its trials at once; RS_PROOF=0: the random
+# search alone), detached (setsid)
 # so they outlive the call; `wait S` returns after S seconds or when they are done; `stop` interrupts them
 # (SIGINT: trials stop at their last checkpoint); `pack` packs both run directories into $OUT (<= 28 MiB each) with the logs, for the next call or session to resume.
 #   source .dev/common/setup.sh >/dev/null 2>&1; bash scripts/gpu_background.sh start; bash scripts/gpu_background.sh wait 480; bash scripts/gpu_background.sh pack
@@ -39,7 +40,9 @@ start)
   # Each driver and its done marker live in one setsid'd process: the call's own shell (and any subshell of it)
   # is killed when the call ends, so a marker written by that shell never appears (2026-12-02: the random
   # search waiting for proof.done never started).
-  setsid nohup bash "$SELF" _proof > "$R/logs/proof.log" 2>&1 < /dev/null &
+  if [ "${RS_PROOF:-1}" = 0 ]; then echo skipped > "$R/proof.done"   # only the random search (the proof is done)
+  else setsid nohup bash "$SELF" _proof > "$R/logs/proof.log" 2>&1 < /dev/null &
+  fi
   if [ "${RS_RANDOM:-0}" = 1 ] || [ "${RS_RANDOM:-0}" = after ]; then
     setsid nohup bash "$SELF" _random > "$R/logs/random.log" 2>&1 < /dev/null &
   else

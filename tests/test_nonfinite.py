@@ -48,6 +48,8 @@ def test_a_nan_gradient_skips_its_step_and_training_goes_on(tmp_path: Path, tiny
     assert train["training_state"]["stop"]["optimizer_step"] == 2
     assert _all_finite(out / "adapter" / "adapter_model.safetensors")
     assert train["lora"]["delta_l2"] > 0 and math.isfinite(train["lora"]["delta_l2"])
+    # the default trainer leaves cuDNN attention out of the training pass (pytorch#196678)
+    assert train["training_attention"]["cudnn_sdpa"] is False
 
 
 def test_a_trial_that_skips_most_of_its_steps_fails_with_the_reason(tmp_path: Path, tiny_model_dir: Path,
@@ -62,6 +64,25 @@ def test_a_trial_that_skips_most_of_its_steps_fails_with_the_reason(tmp_path: Pa
     assert train["reason"] == "non-finite gradients on 3 of 4 optimizer steps (skipped)"
     assert [s["step"] for s in train["skipped_steps"]] == [2, 3, 4]
     assert not (out / "eval_dev.json").exists()
+
+
+def test_training_steps_run_without_cudnn_attention_and_rollouts_may_put_it_back() -> None:
+    import torch
+
+    from rewardsearch.screen.nonfinite import sdpa_backends, without_cudnn_attention
+
+    class Trainer:
+        def training_step(self, model: object, inputs: object) -> tuple[bool, bool, bool]:
+            with sdpa_backends(cudnn=True):   # a rollout inside the step, as FastGRPOTrainer's
+                rollout = torch.backends.cuda.cudnn_sdp_enabled()
+            return torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.mem_efficient_sdp_enabled(), rollout
+
+    assert torch.backends.cuda.cudnn_sdp_enabled()
+    wrapped = without_cudnn_attention(Trainer)
+    assert wrapped.__name__ == "Trainer" and issubclass(wrapped, Trainer)
+    assert wrapped().training_step(None, None) == (False, True, True)
+    assert Trainer().training_step(None, None) == (True, True, True)
+    assert torch.backends.cuda.cudnn_sdp_enabled()   # restored after the step
 
 
 def _train_json(steps: list[float], skipped: list[int]) -> dict:

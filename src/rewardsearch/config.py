@@ -321,6 +321,12 @@ class ScreenConfig(_Section):
         description="fast rollouts sample from: merged = a copy with the LoRA deltas folded in, refreshed before "
         "each rollout (fewer kernels a token); live = the PEFT-wrapped modules themselves",
     )
+    cudnn_attention: bool = Field(
+        False,
+        description="let the training pass (forward and backward) use cuDNN's SDPA kernels on CUDA; off because "
+        "their backward returns NaN query gradients on H100/H200 with torch >= 2.11 for some sequence lengths "
+        "(pytorch/pytorch#196678; screen/nonfinite.py); rollouts and evaluation keep every backend",
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict,
         description="GRPOConfig fields passed through to TRL (screen.trl.loss_type=dr_grpo), checked against the "

@@ -13,6 +13,15 @@ Which parameters went non-finite first is recorded (from their gradients before 
 cause can be looked for. The skipped steps are written to `skipped_steps.json` as they happen, so a trial resumed
 from a checkpoint keeps those before it; `train.json` holds them all. A trial that keeps producing them is still stopped
 by the early-stop rule (`screen/early_stop.py`) or failed by the trial (`screen/trial.py`).
+
+The likely cause, found after the guard ran on the H200 (2026-12-02, fourth block): every skipped step had 324 of
+the 336 LoRA tensors non-finite, the first in backward order being layer 23's q_proj. The 12 finite ones are
+layer 23's down/up/gate/o/v/k, reached before it: the NaN entered at the last layer's query gradient alone. That
+is the signature of a cuDNN SDPA backward bug on H100/H200 with torch >= 2.11 (pytorch/pytorch#196678, met
+through TRL in huggingface/trl#7181 with Qwen2.5-0.5B): with an explicit attention mask, a sequence length
+of 64 mod 128 and a row whose log-sum-exp is below ln(FLT_MAX)'s negative, `grad_q` comes back NaN while the
+forward, `grad_k` and `grad_v` are fine. So the differentiated pass avoids cuDNN attention by default
+(`without_cudnn_attention`, `screen.cudnn_attention`); the guard stays for whatever else goes non-finite.
 """
 
 from __future__ import annotations
@@ -23,6 +32,30 @@ from pathlib import Path
 from typing import Any
 
 NAMES_KEPT = 5   # the first few parameter names per skipped step: enough to place the layer
+
+
+def sdpa_backends(cudnn: bool) -> Any:
+    """A context manager enabling the SDPA backends (flash, memory-efficient, math; cuDNN when `cudnn`)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    return sdpa_kernel([*backends, SDPBackend.CUDNN_ATTENTION] if cudnn else backends)
+
+
+def without_cudnn_attention(trainer_cls: type) -> type:
+    """`trainer_cls` whose training steps (forward, backward and any recomputation of checkpointed activations)
+    run without cuDNN's SDPA kernels (the bug in the module docstring). Generation inside the step is not
+    differentiated, so a trainer may put cuDNN back for it (`FastGRPOTrainer` does, keeping its measured speed)."""
+
+    class NoCudnnAttention(trainer_cls):  # type: ignore[misc,valid-type]
+        training_sdpa_cudnn = False   # what train.json records: the class actually used, not the setting
+
+        def training_step(self, *args: Any, **kwargs: Any) -> Any:
+            with sdpa_backends(cudnn=False):
+                return super().training_step(*args, **kwargs)
+
+    NoCudnnAttention.__name__ = NoCudnnAttention.__qualname__ = trainer_cls.__name__
+    return NoCudnnAttention
 
 
 def nonfinite_guard(path: Path, poison: tuple[int, bool] | None = None) -> Any:

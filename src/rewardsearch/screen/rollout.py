@@ -136,6 +136,7 @@ def fast_grpo_trainer_class(weights: str = "merged") -> type:
     from trl import GRPOTrainer
 
     from rewardsearch.evaluate.decoder import FastDecoder, unsupported_reason
+    from rewardsearch.screen.nonfinite import sdpa_backends
 
     if weights not in ("merged", "live"):
         raise ValueError(f"rollout weights {weights!r}: expected 'merged' or 'live'")
@@ -173,10 +174,13 @@ def fast_grpo_trainer_class(weights: str = "merged") -> type:
                 self._fast_sampling = sampling
             if self._merged is not None:
                 self._merged.refresh()   # this optimizer step's weights, written where the graph reads them
-            completions = self._fast.generate(
-                prompt_ids, self.max_completion_length, self.eos_token_ids, self._tokenizer.pad_token_id,
-                sampling=self._fast_sampling,
-            )
+            # the default SDPA backends, cuDNN's included, as measured: only the training pass leaves cuDNN out
+            # (`nonfinite.without_cudnn_attention`), and a rollout is not differentiated
+            with sdpa_backends(cudnn=True):
+                completions = self._fast.generate(
+                    prompt_ids, self.max_completion_length, self.eos_token_ids, self._tokenizer.pad_token_id,
+                    sampling=self._fast_sampling,
+                )
             return completions, None
 
     return FastGRPOTrainer

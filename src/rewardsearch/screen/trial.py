@@ -141,7 +141,7 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     from rewardsearch.sandbox.runner import SandboxedReward
     from rewardsearch.screen import trl_args
     from rewardsearch.screen.halving import rung_callback
-    from rewardsearch.screen.nonfinite import nonfinite_guard
+    from rewardsearch.screen.nonfinite import nonfinite_guard, without_cudnn_attention
     from rewardsearch.screen.rollout import choose_rollout, fast_grpo_trainer_class
 
     screen = ScreenConfig.model_validate(spec.screen)
@@ -225,6 +225,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
     if fallback and screen.generation == "auto":
         print(f"rollout: TRL generate ({fallback})", file=sys.stderr)
     trainer_cls = fast_grpo_trainer_class(screen.rollout_weights) if rollout == "fast" else GRPOTrainer
+    if not screen.cudnn_attention:
+        trainer_cls = without_cudnn_attention(trainer_cls)
     trainer = trainer_cls(
         model=model,
         reward_funcs=reward_funcs,
@@ -274,6 +276,8 @@ def train(spec: TrialSpec, task: Any, out: Path) -> dict[str, Any]:
         "env": _environment(device),
         "generation": {"backend": rollout, "fallback_reason": fallback,
                        "rollout_weights": getattr(trainer, "rollout_weights", None)},
+        "training_attention": {"implementation": getattr(model.config, "_attn_implementation", None),
+                               "cudnn_sdpa": getattr(trainer, "training_sdpa_cudnn", True)},
         # what the trainer ran with for each screen.trl field (TRL may normalize a value, e.g. scale_rewards)
         "trl": {k: getattr(trainer.args, k) for k in screen.trl},
         "report_to": list(trainer.args.report_to or []),   # screen.report_to as the trainer took it
