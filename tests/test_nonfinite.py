@@ -144,3 +144,21 @@ def test_a_resumed_trial_keeps_the_steps_skipped_before_its_checkpoint(tmp_path:
     assert not math.isfinite(_grad_norms(train)[2])   # the checkpoint's log history holds the NaN step
     assert [s["step"] for s in train["skipped_steps"]] == [2]
     assert lost_weights(train) is None   # skipped, so not taken for weights lost
+
+
+def test_a_trial_that_skipped_steps_is_flagged_in_the_leaderboard(tmp_path: Path) -> None:
+    from conftest import make_synthetic_run
+
+    from rewardsearch.search.ranking import leaderboard, trial_id_for
+    from rewardsearch.store import Store
+
+    store = Store.in_dir(make_synthetic_run(tmp_path / "run"))
+    cid = store.candidates()[0]["id"]
+    rec = store.trial(trial_id_for(cid, 0))
+    rec.metrics["skipped_steps"] = [{"step": 9, "params": ["q_proj"], "n_params": 324}, {"step": 29}]
+    store.upsert_trial(rec)
+    rows = {r["id"]: r for r in leaderboard(store, 0)}
+    assert "numerics: skipped 2 optimizer steps with non-finite gradients (9, 29)" in rows[cid]["flags"]
+    assert rows[cid]["trial"]["skipped_steps"] == [9, 29]
+    others = [r for k, r in rows.items() if k != cid]
+    assert not any(f.startswith("numerics") for r in others for f in r["flags"])

@@ -34,6 +34,16 @@ from typing import Any
 NAMES_KEPT = 5   # the first few parameter names per skipped step: enough to place the layer
 
 
+def skipped_steps_flags(skipped: list[dict[str, Any]] | None) -> list[str]:
+    """A trial's flag (status, report, the proposer's feedback) when it skipped optimizer steps: it trained on
+    fewer steps than asked, for a reason that is not its reward's."""
+    steps = [s.get("step") for s in skipped or []]
+    if not steps:
+        return []
+    return [f"numerics: skipped {len(steps)} optimizer step{'s' * (len(steps) > 1)} with non-finite gradients "
+            f"({', '.join(map(str, steps))})"]
+
+
 def sdpa_backends(cudnn: bool) -> Any:
     """A context manager enabling the SDPA backends (flash, memory-efficient, math; cuDNN when `cudnn`)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel

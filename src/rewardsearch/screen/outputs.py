@@ -92,7 +92,8 @@ def _tail(result: TrialResult) -> str:
     return " ".join(result.tail(300).split())[-300:]
 
 
-TRAIN_FACTS = ("steps", "device", "dtype", "lora", "reward_stats", "normalize", "reward_weights", "reward_norm", "env")
+TRAIN_FACTS = ("steps", "device", "dtype", "lora", "reward_stats", "normalize", "reward_weights", "reward_norm", "env",
+               "skipped_steps")
 
 
 def note_run(rec: TrialRecord, result: TrialResult, files: TrialFiles, job_key: str = "job_wall_s") -> None:

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from rewardsearch.propose.base import HistoryEntry
+from rewardsearch.screen.nonfinite import skipped_steps_flags
 from rewardsearch.search.hacking import hacking_flags, trial_shift
 from rewardsearch.store import EvalRecord, Store, TrialRecord
 
@@ -68,7 +69,8 @@ def _hacking(base: EvalRecord | None, store: Store, t: TrialRecord | None) -> tu
     if t is None:
         return [], None
     after = store.eval(t.id, "dev")
-    return hacking_flags(base, after, t.curves), trial_shift(base, after, t.curves)
+    return (hacking_flags(base, after, t.curves) + skipped_steps_flags(t.metrics.get("skipped_steps")),
+            trial_shift(base, after, t.curves))
 
 
 def rung_summary(store: Store, t: TrialRecord | None) -> dict[str, Any]:
@@ -112,6 +114,7 @@ def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
         "wall_s": t.wall_s,
         "steps": m.get("steps"),
         "lora_delta_l2": (m.get("lora") or {}).get("delta_l2"),
+        "skipped_steps": [x.get("step") for x in m.get("skipped_steps") or []],
         "frac_reward_zero_std": curve_summary(t.curves).get("frac_reward_zero_std"),
     }
 
@@ -119,7 +122,7 @@ def _trial_obj(t: TrialRecord | None) -> dict[str, Any] | None:
 def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
     """Baseline first, then every candidate, each with its state, dev/test metrics and trial summary.
 
-    `flags` are the candidate's check flags plus the trial's hacking flag; `shift` holds the base model -> trained
+    `flags` are the candidate's check flags plus the trial's hacking flag and skipped steps; `shift` holds the base model -> trained
     numbers and the training trend behind it (`search/hacking.py`).
     """
     rows: list[dict[str, Any]] = []
