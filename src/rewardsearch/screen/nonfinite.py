@@ -14,13 +14,14 @@ cause can be looked for. The skipped steps are written to `skipped_steps.json` a
 from a checkpoint keeps those before it; `train.json` holds them all. A trial that keeps producing them is still stopped
 by the early-stop rule (`screen/early_stop.py`) or failed by the trial (`screen/trial.py`).
 
-The likely cause, found after the guard ran on the H200 (2026-12-02, fourth block): every skipped step had 324 of
-the 336 LoRA tensors non-finite, the first in backward order being layer 23's q_proj. The 12 finite ones are
-layer 23's down/up/gate/o/v/k, reached before it: the NaN entered at the last layer's query gradient alone. That
-is the signature of a cuDNN SDPA backward bug on H100/H200 with torch >= 2.11 (pytorch/pytorch#196678, met
-through TRL in huggingface/trl#7181 with Qwen2.5-0.5B): with an explicit attention mask, a sequence length
-of 64 mod 128 and a row whose log-sum-exp is below ln(FLT_MAX)'s negative, `grad_q` comes back NaN while the
-forward, `grad_k` and `grad_v` are fine. So the differentiated pass avoids cuDNN attention by default
+The cause, found after the guard ran on the H200 (2026-12-02, fourth block): every skipped step had 324 of the
+336 LoRA tensors non-finite, the first in backward order being layer 23's q_proj; the 12 finite ones are layer 23's
+down/up/gate/o/v/k, reached before it, so the NaN entered at the last layer's query gradient alone. And every one of
+the 11 non-finite steps of both runs had a padded batch length of 64 mod 128, as had no other step of the 1,038
+(`scripts/nonfinite_lengths.py`). That is a cuDNN SDPA backward bug on H100/H200 with torch >= 2.11
+(pytorch/pytorch#196678, met through TRL in huggingface/trl#7181 with Qwen2.5-0.5B): with an explicit attention
+mask, a length of 64 mod 128 and a row whose log-sum-exp is below -88.7, `grad_q` comes back NaN while the forward,
+`grad_k` and `grad_v` are fine. So the differentiated pass avoids cuDNN attention by default
 (`without_cudnn_attention`, `screen.cudnn_attention`); the guard stays for whatever else goes non-finite.
 """
 
