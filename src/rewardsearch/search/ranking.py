@@ -64,8 +64,9 @@ def base_model_status(store: Store, seed: int) -> dict[str, Any]:
             "dev": _eval_obj(store, t, "dev")}
 
 
-def _hacking(base: EvalRecord | None, store: Store, t: TrialRecord | None) -> tuple[list[str], dict[str, Any] | None]:
-    """A trial's hacking flags and before/after numbers (`search/hacking.py` owns the rule)."""
+def _trial_flags(base: EvalRecord | None, store: Store, t: TrialRecord | None) -> tuple[list[str], dict[str, Any] | None]:
+    """A trial's hacking and skipped-step flags and its before/after numbers (`search/hacking.py` and
+    `screen/nonfinite.py` own the rules)."""
     if t is None:
         return [], None
     after = store.eval(t.id, "dev")
@@ -128,7 +129,7 @@ def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     base_model = store.eval(base_model_trial_id(seed), "dev")
     base = store.trial(trial_id_for(None, seed))
-    hack, shift = _hacking(base_model, store, base)
+    hack, shift = _trial_flags(base_model, store, base)
     rows.append({
         "id": BASELINE, "name": "base rewards only", "round": 0, "origin": BASELINE,
         "state": _baseline_state(base), "reason": base.reason if base else None, "flags": hack,
@@ -137,7 +138,7 @@ def leaderboard(store: Store, seed: int) -> list[dict[str, Any]]:
     })
     for c in store.candidates():
         t = store.trial(trial_id_for(c["id"], seed))
-        hack, shift = _hacking(base_model, store, t)
+        hack, shift = _trial_flags(base_model, store, t)
         rows.append({
             "id": c["id"], "name": c["name"], "round": c["round"], "origin": c["origin"], "state": c["state"],
             "reason": c["reason"], "flags": c["flags"] + hack, "description": c["description"],
