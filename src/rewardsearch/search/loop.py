@@ -303,7 +303,8 @@ class Search:
     def _propose(self, r: int, want: int | None = None, mark: str | None = None,
                  notes: list[str] | None = None) -> None:
         store, cfg = self.store, self.cfg
-        # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
+        # random mode: the same proposer with the feedback removed (no history, no numbers) - the control; a
+        # refill's notes stay in both modes: they say why this round's code was invalid, not how any reward did
         feedback = cfg.search.mode == "feedback"
         hist = history(store, cfg.seed) if feedback else []
         base_row = leaderboard(store, cfg.seed)[0]
