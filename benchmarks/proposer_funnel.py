@@ -1,19 +1,28 @@
 """How many candidates a served local model writes that survive the checks: the proposer side of a run, alone.
 
-    PYTHONPATH=src python3 benchmarks/proposer_funnel.py --model qwen-coder-0.5b [--style code] [--calls 3]
+    PYTHONPATH=src python3 benchmarks/proposer_funnel.py --model qwen-coder-0.5b [--style code] [--rounds 4] \\
+        [--per-round 2] [--refills 2]
 
-Serves `--model` with llama.cpp exactly as `proposer.serve=llama.cpp` does, makes `--calls` round-1 requests of
-`--batch` candidates each (arith task, no feedback yet, as the first round of a run), and puts every candidate
-through the run's checks: parse, static, the sandboxed probe suite, then source and behaviour de-duplication
-(the probe score vector, as `search/dedup.py`). No training: a prompt variant costs minutes, not a run.
-Writes benchmarks/results/<date>-proposer-funnel-<model>-<style>.json with the funnel, per-candidate verdicts,
-tokens/s and the server's load time.
+Serves `--model` with llama.cpp exactly as `proposer.serve=llama.cpp` does and runs `--rounds` rounds of the
+search loop's own proposal step (`Search.propose_and_check`: the proposal, the checks, then up to `--refills`
+refill asks for candidates rejected by the static check, the probes or as duplicates, each carrying the
+rejections' reasons) on a run store in a temporary directory, arith task, `search.mode=random` (no ranked
+history: every round is asked like a first round, so rounds are repeats, not feedback), no training. Every
+candidate goes through the run's checks: static, the sandboxed probe suite, source and behaviour
+de-duplication (a copy of the prompt's example included). `--refills 0` is the loop without refills (the
+2026-12-02 measurements, made with `--calls` x `--batch` requests and no refill, equal `--rounds` x
+`--per-round` with `--refills 0`). Writes benchmarks/results/<date>-proposer-funnel-<model>-<style>-refills<R>.json
+with the funnel per round (`search/funnel.py`, read from the store) and in total, per-candidate verdicts, the
+notes each refill ask carried, tokens/s and the server's load time; `--baseline FILE` copies an earlier result's
+funnel beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -21,99 +30,104 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import write_result  # noqa: E402
 
+_SUM = ("calls", "proposed", "parsed", "unreadable", "duplicates", "candidates", "passed_static", "passed_probes",
+        "refills", "refilled", "completion_tokens")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen-coder-0.5b")
     ap.add_argument("--style", default="code", choices=["code", "compact", "full"])
-    ap.add_argument("--calls", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--per-round", type=int, default=2, help="search.candidates_per_round")
+    ap.add_argument("--refills", type=int, default=2, help="search.refills")
+    ap.add_argument("--batch", type=int, default=None, help="proposer.batch_size (default: --per-round)")
     ap.add_argument("--temperature", type=float, default=0.6)
     ap.add_argument("--max-tokens", type=int, default=2048)
     ap.add_argument("--json-mode", default="auto", choices=["auto", "schema", "grammar", "object", "off"])
     ap.add_argument("--template-dir", default=None, help="proposer.template_dir: a prompt variant to measure")
+    ap.add_argument("--threads", type=int, default=None, help="proposer.serve_threads (default: all cores)")
+    ap.add_argument("--deadline-s", type=float, default=None,
+                    help="start no further round after this many seconds (the rounds done are reported)")
+    ap.add_argument("--baseline", default=None, help="an earlier result JSON whose funnel to show beside this one")
     args = ap.parse_args()
 
-    from rewardsearch.config import ProposerConfig, SandboxConfig, TaskConfig
-    from rewardsearch.propose.base import RoundContext
-    from rewardsearch.propose.llm import LLMProposer
+    from rewardsearch.config import Config, ProposerConfig
+    from rewardsearch.propose.base import make_proposer
     from rewardsearch.propose.serve import serving
-    from rewardsearch.sandbox import check_reward
-    from rewardsearch.search.dedup import behaviour_key
+    from rewardsearch.search.funnel import round_funnel
+    from rewardsearch.search.loop import Search
+    from rewardsearch.store import Store
     from rewardsearch.tasks import load_task
 
-    task = load_task(TaskConfig(), 0)
-    cfg = ProposerConfig(name="llm", serve="llama.cpp", model=args.model, prompt_style=args.style,
-                         batch_size=args.batch, max_calls_per_round=1, temperature=args.temperature,
-                         max_tokens=args.max_tokens, json_mode=args.json_mode, timeout_s=900,
-                         template_dir=args.template_dir)
-    samples = [(p.question, p.answer) for p in task.split("train")[:8]]
-    funnel = {"proposed": 0, "parsed": 0, "duplicates": 0, "passed_static": 0, "passed_probes": 0, "distinct": 0}
-    verdicts: list[dict[str, Any]] = []
+    pcfg = ProposerConfig(name="llm", serve="llama.cpp", model=args.model, prompt_style=args.style,
+                          batch_size=args.batch or args.per_round, max_calls_per_round=1,
+                          temperature=args.temperature, max_tokens=args.max_tokens, json_mode=args.json_mode,
+                          timeout_s=900, template_dir=args.template_dir, serve_threads=args.threads)
+    cfg = Config.model_validate({"search": {"rounds": args.rounds, "candidates_per_round": args.per_round,
+                                            "refills": args.refills, "mode": "random"},
+                                 "executor": {"preflight": False}})
+    run_dir = Path(tempfile.mkdtemp(prefix=f"proposer-funnel-{args.model.replace('/', '_')}-"))
+    store = Store.in_dir(run_dir)
     server: dict[str, Any] = {}
-    seen_src: set[str] = set()
-    seen_behaviour: set[str] = set()
     t0 = time.time()
-    with serving(cfg, Path("/tmp") / f"proposer-funnel-{args.model.replace('/', '_')}.log",
-                 on_start=server.update) as served:
-        prop = LLMProposer(served)
-        for ex in prop.shown_examples():  # a copy of the prompt's example is a duplicate, as in a run
-            probe = check_reward(ex, SandboxConfig(), samples, fmt=task.answer_format)[-1]
-            seen_behaviour.add(behaviour_key(probe.details["scores"]))
-        for i in range(args.calls):
-            ctx = RoundContext(round=1, seed=i, task_card=task.card(), samples=task.split("train")[:3])
-            specs = prop.propose(ctx, args.batch)
-            call = prop.calls[-1]
-            funnel["proposed"] += len(call["parsed"]) + len(call["dropped"])
-            funnel["parsed"] += len(specs)
-            for d in call["dropped"]:
-                verdicts.append({"call": i, "name": d["name"], "stage": "parse", "reason": d["reason"]})
-                if d["reason"].startswith("duplicate"):
-                    funnel["parsed"] += 1
-                    funnel["duplicates"] += 1
-            for s in specs:
-                if s.id in seen_src:
-                    funnel["duplicates"] += 1
-                    verdicts.append({"call": i, "name": s.name, "stage": "dedup", "reason": "same source"})
-                    continue
-                seen_src.add(s.id)
-                results = check_reward(s, SandboxConfig(), samples, fmt=task.answer_format)
-                failed = next((r for r in results if not r.ok), None)
-                funnel["passed_static"] += results[0].ok
-                probe = results[-1] if results[-1].stage == "probe" else None
-                funnel["passed_probes"] += bool(probe and probe.ok)
-                verdict: dict[str, Any] = {"call": i, "name": s.name, "description": s.description,
-                                           "source": s.source, "flags": probe.flags if probe else []}
-                if failed:
-                    verdict |= {"stage": failed.stage, "reason": failed.reason}
-                else:
-                    key = behaviour_key(probe.details["scores"]) if probe else ""
-                    if key in seen_behaviour:
-                        funnel["duplicates"] += 1
-                        verdict |= {"stage": "dedup", "reason": "same scores on every probe (as an earlier "
-                                                                "candidate or the prompt's example)"}
-                    else:
-                        seen_behaviour.add(key)
-                        funnel["distinct"] += 1
-                        verdict |= {"stage": "accepted", "reason": None}
-                verdicts.append(verdict)
-                print(f"call {i}: {s.name}: {verdict['stage']} {verdict['reason'] or ''}"[:200], flush=True)
-    ok = [c for c in prop.calls if c["status"] == "ok"]
-    tokens = sum(c["completion_tokens"] for c in ok)
+    rounds_done = 0
+    with serving(pcfg, run_dir / "proposer-server.log", on_start=server.update) as served:
+        search = Search(run_dir, cfg.model_copy(update={"proposer": served}), store)
+        search.task = load_task(cfg.task, cfg.seed)
+        search.proposer = make_proposer(served, store=store)
+        for r in range(1, args.rounds + 1):
+            if args.deadline_s is not None and time.time() - t0 > args.deadline_s:
+                print(f"--deadline-s={args.deadline_s:g} passed: {r - 1} of {args.rounds} rounds done", flush=True)
+                break
+            search.propose_and_check(r)
+            rounds_done = r
+            for c in store.candidates(round=r):
+                print(f"round {r}{' ' + c['meta']['refill'] if c['meta'].get('refill') else ''}: {c['name']}: "
+                      f"{c['state']} {c['reason'] or ''}"[:220], flush=True)
+    wall = time.time() - t0
+    rounds = round_funnel(store)
+    total = {k: sum(row[k] for row in rounds) for k in _SUM}
+    total["accepted"] = sum(c["state"] == "accepted" for c in store.candidates())
+    calls = store.proposer_calls()
+    ok = [c for c in calls if c["status"] == "ok"]
     seconds = sum(c["latency_s"] for c in ok)
+    verdicts = [{"round": c["round"], "refill": c["meta"].get("refill"), "name": c["name"],
+                 "description": c["description"], "state": c["state"], "reason": c["reason"], "flags": c["flags"],
+                 "source": c["source"]} for c in store.candidates()]
+    for call in ok:  # items dropped at parse time (unreadable, source duplicates) are verdicts too
+        for d in call["dropped"]:
+            verdicts.append({"round": call["round"], "refill": call["meta"].get("refill"), "name": d.get("name"),
+                             "state": "dropped at parse", "reason": d["reason"]})
+    refill_notes = []
+    for call in ok:
+        if call["meta"].get("refill"):
+            user = next(m["content"] for m in call["request"]["messages"] if m["role"] == "user")
+            refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"],
+                                 "notes": [ln[2:] for ln in user.splitlines()
+                                           if ln.startswith("- your previous candidate")]})
+    baseline = None
+    if args.baseline:
+        b = json.loads(Path(args.baseline).read_text())
+        baseline = {"file": args.baseline, "date": b.get("date"), "calls": b.get("calls"), "batch": b.get("batch"),
+                    "temperature": b.get("temperature"), "funnel": b.get("funnel"),
+                    "tokens_per_s": b.get("tokens_per_s"), "wall_s": b.get("wall_s")}
     result = {
-        "model": args.model, "style": args.style, "calls": args.calls, "batch": args.batch,
-        "temperature": args.temperature, "max_tokens": args.max_tokens, "json_mode": args.json_mode,
-        "template_dir": args.template_dir, "server": server,
-        "json_modes": [c.get("meta", {}).get("json_mode") for c in prop.calls],
-        "statuses": [c["status"] for c in prop.calls], "funnel": funnel,
+        "model": args.model, "style": args.style, "rounds": args.rounds, "rounds_done": rounds_done,
+        "deadline_s": args.deadline_s, "per_round": args.per_round,
+        "refills": args.refills, "batch": args.batch or args.per_round, "temperature": args.temperature,
+        "max_tokens": args.max_tokens, "json_mode": args.json_mode, "template_dir": args.template_dir,
+        "mode": "random (no history; each round asked like a first round)", "server": server,
+        "run_dir": str(run_dir), "funnel": total, "funnel_by_round": rounds, "baseline": baseline,
+        "json_modes": [c.get("meta", {}).get("json_mode") for c in calls],
+        "statuses": [c["status"] for c in calls],
         "prompt_tokens": [c["prompt_tokens"] for c in ok], "completion_tokens": [c["completion_tokens"] for c in ok],
         "request_s": [round(c["latency_s"], 1) for c in ok],
-        "tokens_per_s": round(tokens / seconds, 2) if seconds else None, "wall_s": round(time.time() - t0, 1),
-        "verdicts": verdicts,
+        "tokens_per_s": round(total["completion_tokens"] / seconds, 2) if seconds else None,
+        "wall_s": round(wall, 1), "refill_notes": refill_notes, "verdicts": verdicts,
     }
-    print({k: result[k] for k in ("funnel", "tokens_per_s", "wall_s", "statuses")})
-    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}", result)
+    print(json.dumps({k: result[k] for k in ("funnel", "tokens_per_s", "wall_s")}))
+    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}-refills{args.refills}", result)
 
 
 if __name__ == "__main__":

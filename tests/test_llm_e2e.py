@@ -73,7 +73,8 @@ def test_llm_run_then_replay_reproduces_the_candidates(
     again = tmp_path / "replay"
     proc = subprocess.run(
         [*CLI, "run", "--preset", "smoke", "--out", str(again), *_overrides(tiny_model_dir),
-         "proposer.name=replay", f"proposer.path={run_dir}"],
+         "proposer.name=replay", f"proposer.path={run_dir}",
+         "search.refills=0"],  # the recorded run's config: a refill would ask the cassette for an answer it lacks
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

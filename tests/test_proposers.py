@@ -195,11 +195,11 @@ def test_duplicates_are_replaced_by_asking_the_proposer_again(tmp_path: Path) ->
                             search={"candidates_per_round": 2, "refills": 2})
     search._propose(1)
     search._check_proposed(1)
-    search._replace_duplicates(1)
+    search._refill(1)
     states = {c["entrypoint"]: c["state"] for c in store.candidates(round=1)}
     assert states == {"last_number_match": "accepted", "last_number_match_v2": "rejected", "tag_partial": "accepted"}
     assert store.get_meta("refill_1_1") and not store.get_meta("refill_1_2")
-    search._replace_duplicates(1)  # as on resume: nothing is asked twice
+    search._refill(1)  # as on resume: nothing is asked twice
     assert len(store.candidates()) == 3
 
 

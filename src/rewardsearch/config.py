@@ -463,7 +463,9 @@ class SearchConfig(_Section):
     mode: Literal["feedback", "random"] = Field("feedback", description="random = no history to the proposer")
     refills: int = Field(
         2, ge=0,
-        description="times a round asks the proposer again to replace candidates rejected as behavioural duplicates",
+        description="times a round asks the proposer again, within the round, to replace candidates it lost: "
+        "rejected by the static check, by the probes or as duplicates; each ask passes the rejections' one-line "
+        "reasons back as notes (\"your previous candidate X was rejected: ...; fix it\"); 0 = never",
     )
 
 

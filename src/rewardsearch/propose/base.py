@@ -55,6 +55,10 @@ class RoundContext:
     feedback_bottom: int = 3                     # ... and as worst
     score_bound: float = 100.0                   # |score| above this is rejected by the sandbox
     answer_format: AnswerFormat = TAGS           # the task's: proposers that write code read the answer with it
+    # a refill ask (`search.refills`): its mark, and one line per candidate of this round that was rejected
+    # ("your previous candidate X was rejected: <reason>; fix it"); a proposer that writes code shows them
+    refill: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class Proposer(Protocol):

@@ -7,7 +7,9 @@ run serve a local GGUF itself with `proposer.serve=llama.cpp` (`serve.py`).
 One round: render the prompt (`prompt.py`), ask for `min(batch_size, still wanted)` candidates, parse the answer
 (`parse.py`), drop what is already in the run or earlier in the batch (same normalized-source hash, i.e. the
 same `RewardSpec.id`), and call again until the round has `n` candidates or `max_calls_per_round` calls were
-made. Later calls of a round see what the round already holds and what was wrong with the previous answer.
+made. Later calls of a round see what the round already holds and what was wrong with the previous answer; a
+refill ask (`search.refills`: the loop replacing candidates rejected by the static check, the probes or
+de-duplication) starts with the rejections' one-line reasons as notes (`RoundContext.notes`), kept on every call.
 Behavioural duplicates (same scores on the probe pool, different code) are caught at check time, in the sandbox
 (`search/dedup.py`): finding them means running the code.
 
@@ -252,7 +254,7 @@ class LLMProposer:
     def propose(self, ctx: RoundContext, n: int) -> list[RewardSpec]:
         out: list[RewardSpec] = []
         taken = set(ctx.existing_ids)
-        notes: list[str] = []
+        notes: list[str] = list(ctx.notes)  # a refill ask's rejections this round; then also what parsing found
         for call in range(self.cfg.max_calls_per_round):
             if len(out) >= n or self.exhausted:
                 break
@@ -281,12 +283,13 @@ class LLMProposer:
                 prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
                 latency_s=answer.latency_s, cost_usd=self._cost(answer.prompt_tokens, answer.completion_tokens),
                 meta={**answer.meta, "parse": parsed.how, "parse_error": parsed.error, "notes": answer.notes,
-                      "omitted": prompt.omitted, "prompt_chars": prompt.chars},
+                      "omitted": prompt.omitted, "prompt_chars": prompt.chars, "refill": ctx.refill},
             )
             out.extend(specs)
-            notes = [d["reason"] for d in dropped if not d["reason"].startswith(("duplicate", "beyond"))]
+            found = [d["reason"] for d in dropped if not d["reason"].startswith(("duplicate", "beyond"))]
+            notes = [*ctx.notes, *found]
             if parsed.error:
-                notes.insert(0, parsed.error)
+                notes.insert(len(ctx.notes), parsed.error)
         return out
 
     def _accept(

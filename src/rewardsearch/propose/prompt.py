@@ -21,7 +21,8 @@ check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
   `omitted` (what was trimmed), `this_round` (name, description: already proposed this round), `notes`
-  (what was wrong with the previous answer this round).
+  (what was wrong with the previous answer this round: in a refill ask, first one line per candidate of the
+  round the checks rejected, `RoundContext.notes`; then what parsing found).
 - `entry.j2`: one ranked candidate, included by `user.j2`.
 
 `shift` (entries and `baseline`) is one line from `search/hacking.py:describe_shift`: the base model's dev numbers

@@ -137,12 +137,14 @@ def report_markdown(results: dict[str, Any], final: list[dict[str, Any]]) -> str
     funnel = results["status"].get("funnel") or []
     if funnel:
         lines += ["", "## Candidate funnel by round", "",
-                  "| round | requests | proposed | parsed | passed static | passed probes | duplicates | trained | full budget | tokens/s |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| round | requests | proposed | parsed | passed static | passed probes | duplicates | trained | full budget "
+                  "| refills (candidates) | tokens/s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for x in funnel:
             tps = f"{x['tokens_per_s']:.1f}" if x["tokens_per_s"] is not None else "-"
             lines.append(f"| {x['round']} | {x['calls']} | {x['proposed']} | {x['parsed']} | {x['passed_static']} | "
-                         f"{x['passed_probes']} | {x['duplicates']} | {x['trained']} | {x.get('last_rung', '-')} | {tps} |")
+                         f"{x['passed_probes']} | {x['duplicates']} | {x['trained']} | {x.get('last_rung', '-')} | "
+                         f"{x.get('refills', '-')} ({x.get('refilled', '-')}) | {tps} |")
     if results["arms"]:
         lines += ["", "## Final arms (mean over seeds; CI = bootstrap BCa over items)", "",
                   "| arm | kind | k | dev acc | test acc | test sd | test BCa 95% |",

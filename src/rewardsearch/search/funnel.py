@@ -13,6 +13,11 @@ give the same numbers and nothing has to be kept in step during the run. Stages,
 - `trained`: candidates that got a GRPO trial (whatever became of it: evaluated, dropped at a rung, failed);
 - `last_rung`: those evaluated on dev after the full budget (with successive halving, the promoted ones).
 
+- `refills`: the round's refill asks (`search.refills`: the loop asking again, within the round, for candidates
+  rejected by the static check, the probes or as duplicates, with the reasons as notes) and `refilled`: the
+  candidates those asks gave. Their requests and items are in `calls`, `proposed` and every later stage like any
+  other: a refill proposal is a proposal.
+
 `passed_probes` counts behavioural duplicates too (they passed the probes, then matched a twin), so
 `passed_probes - dedup rejections` is what went to training. `tokens_per_s` is completion tokens over the
 requests' wall time, prompt processing included: what a user waits for.
@@ -31,7 +36,8 @@ _KEPT_REASONS = ("duplicate", "beyond")  # dropped items that parsed fine: a sou
 def round_funnel(store: Store) -> list[dict[str, Any]]:
     rows: dict[int, dict[str, Any]] = defaultdict(lambda: {
         "calls": 0, "proposed": 0, "parsed": 0, "unreadable": 0, "duplicates": 0, "candidates": 0,
-        "passed_static": 0, "passed_probes": 0, "trained": 0, "last_rung": 0, "completion_tokens": 0, "request_s": 0.0,
+        "passed_static": 0, "passed_probes": 0, "trained": 0, "last_rung": 0, "refills": 0, "refilled": 0,
+        "completion_tokens": 0, "request_s": 0.0,
     })
     with_calls: set[int] = set()
     for call in store.proposer_calls(status="ok"):
@@ -46,6 +52,9 @@ def round_funnel(store: Store) -> list[dict[str, Any]]:
         r["duplicates"] += sum(1 for d in dropped if str(d.get("reason", "")).startswith("duplicate"))
         r["completion_tokens"] += call["completion_tokens"] or 0
         r["request_s"] += call["latency_s"] or 0.0
+    for ev in store.events("proposed"):
+        if ev.get("refill"):
+            rows[ev["round"]]["refills"] += 1
     started = {t.candidate_id for t in store.trials(kind="candidate") if t.state != "pending"}
     for c in store.candidates():
         r = rows[c["round"]]
@@ -59,6 +68,7 @@ def round_funnel(store: Store) -> list[dict[str, Any]]:
         r["duplicates"] += (c["reason"] or "").startswith("dedup:")
         r["trained"] += c["state"] in ("trained", "evaluated", "dropped") or c["id"] in started
         r["last_rung"] += c["state"] == "evaluated"
+        r["refilled"] += bool(c["meta"].get("refill"))
     out = []
     for rnd in sorted(rows):
         r = rows[rnd]

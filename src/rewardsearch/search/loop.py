@@ -69,6 +69,27 @@ def run_lock(run_dir: Path):
         fh.close()
 
 
+# the stages whose rejections a refill replaces (`Search._refill`); a prescreen rejection is a judgement of a
+# working reward on the policy's own rollouts, not a bug to fix, and is not replaced
+_REFILL_STAGES = ("static:", "probe:", "dedup:")
+_MAX_NOTES = 5          # rejection notes in one refill ask, newest kept
+_NOTE_CHARS = 300       # characters of one rejection reason in a note
+
+
+def refillable(reason: str | None) -> bool:
+    """Whether a candidate rejected with `reason` ("stage: why") is replaced by a refill."""
+    return (reason or "").startswith(_REFILL_STAGES)
+
+
+def rejection_note(c: dict[str, Any]) -> str:
+    """The one-line note a refill ask carries for a rejected candidate."""
+    reason = " ".join((c["reason"] or "no reason recorded").split())
+    if len(reason) > _NOTE_CHARS:
+        reason = reason[: _NOTE_CHARS - 3] + "..."
+    fix = "write a different one" if reason.startswith("dedup:") else "fix it"
+    return f"your previous candidate {c['name']} was rejected: {reason}; {fix}"
+
+
 class Search:
     """Drives one run directory. Holds no model: every trial is a subprocess owned by the executor."""
 
@@ -169,11 +190,7 @@ class Search:
         store, cfg = self.store, self.cfg
         if cfg.prescreen.enabled:
             self._ensure_pool()
-        if not store.get_meta(f"proposed_round_{r}"):
-            self._preflight()   # before the first proposer call of this session: a broken device costs nothing
-            self._propose(r)
-        self._check_proposed(r)
-        self._replace_duplicates(r, before_call=self._preflight)
+        self.propose_and_check(r, before_call=self._preflight)
         self._forget_infra_failures(r)
         todo = [c for c in store.candidates(round=r) if c["state"] in ("accepted", "trained")]
         self._screen(r, todo)
@@ -240,22 +257,42 @@ class Search:
         self.console.log(f"pre-flight ok: {info['trained_on']} on {info['host']} ({info['wall_s']:.0f}s)")
         self._preflight_done = True
 
-    def _replace_duplicates(self, r: int, before_call: Any = None) -> None:
-        """Ask the proposer again for candidates lost to behavioural de-duplication, up to `search.refills` times.
+    def propose_and_check(self, r: int, before_call: Any = None) -> None:
+        """Round `r`'s proposal, its checks and its refills: everything of a round before training.
 
-        A bred child often behaves exactly like an earlier candidate; training it would only repeat a trial.
-        Each refill is marked in the store, so `resume` never asks twice for the same one.
+        `before_call` runs before each proposer call of this session (the loop's pre-flight). Resumable: what the
+        store holds is not asked for again. `benchmarks/proposer_funnel.py` runs this alone, without training.
+        """
+        if not self.store.get_meta(f"proposed_round_{r}"):
+            if before_call:
+                before_call()   # before the first proposer call of this session: a broken device costs nothing
+            self._propose(r)
+        self._check_proposed(r)
+        self._refill(r, before_call=before_call)
+
+    def _refill(self, r: int, before_call: Any = None) -> None:
+        """Ask the proposer again, up to `search.refills` times, for the candidates round `r` lost: rejected by the
+        static check or the probes, or as behavioural duplicates.
+
+        A small model's candidate often fails on a real bug (an unchecked `blocks[0]`, comparing with the whole
+        `answer` list); a bred child often behaves exactly like an earlier candidate. Each ask carries one note
+        per candidate of the round rejected so far, its one-line reason and "fix it" (`RoundContext.notes`), so
+        the proposer can repair rather than guess again. No check is relaxed: a replacement is checked like any
+        candidate and may be lost in turn. Each refill is marked in the store, so `resume` never asks twice for
+        the same one; its candidates carry `meta.refill`, and the funnel counts them (`search/funnel.py`).
         """
         store, cfg = self.store, self.cfg
         for k in range(1, cfg.search.refills + 1):
-            distinct = [c for c in store.candidates(round=r) if not (c["reason"] or "").startswith("dedup:")]
-            short = cfg.search.candidates_per_round - len(distinct)
+            cands = store.candidates(round=r)
+            lost = [c for c in cands if c["state"] == "rejected" and refillable(c["reason"])]
+            short = cfg.search.candidates_per_round - (len(cands) - len(lost))
             if short <= 0 or getattr(self.proposer, "exhausted", None):
                 return
-            if not store.get_meta(f"refill_{r}_{k}"):
+            mark = f"refill_{r}_{k}"
+            if not store.get_meta(mark):
                 if before_call:
                     before_call()
-                self._propose(r, want=short, mark=f"refill_{r}_{k}")
+                self._propose(r, want=short, mark=mark, notes=[rejection_note(c) for c in lost][-_MAX_NOTES:])
             self._check_proposed(r)
 
     def _check_proposed(self, r: int) -> None:
@@ -263,9 +300,11 @@ class Search:
             if c["state"] == "proposed":
                 self._check(c)
 
-    def _propose(self, r: int, want: int | None = None, mark: str | None = None) -> None:
+    def _propose(self, r: int, want: int | None = None, mark: str | None = None,
+                 notes: list[str] | None = None) -> None:
         store, cfg = self.store, self.cfg
-        # random mode: the same proposer with the feedback removed (no history, no numbers) - the control
+        # random mode: the same proposer with the feedback removed (no history, no numbers) - the control; a
+        # refill's notes stay in both modes: they say why this round's code was invalid, not how any reward did
         feedback = cfg.search.mode == "feedback"
         hist = history(store, cfg.seed) if feedback else []
         base_row = leaderboard(store, cfg.seed)[0]
@@ -289,6 +328,8 @@ class Search:
             feedback_bottom=cfg.search.feedback_bottom,
             score_bound=cfg.sandbox.score_bound,
             answer_format=self.task.answer_format,
+            refill=mark,
+            notes=list(notes or []),
         )
         t0 = time.time()
         if want is None:
@@ -303,9 +344,11 @@ class Search:
             raise
         for s in specs:
             s.round = r
+            if mark:
+                s.meta = {**s.meta, "refill": mark}
         added = store.add_candidates(specs, proposed_round=None if mark else r, mark=mark)
         store.event("proposed", round=r, n=len(added), wall_s=time.time() - t0, refill=mark)
-        what = "replacements for duplicates" if mark else "candidates"
+        what = "replacements for rejected candidates" if mark else "candidates"
         self.console.log(f"round {r}: {len(added)} {what} proposed by {cfg.proposer.name}")
         stop = getattr(self.proposer, "exhausted", None)
         if stop:
