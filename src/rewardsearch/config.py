@@ -325,7 +325,8 @@ class ScreenConfig(_Section):
         False,
         description="let the training pass (forward and backward) use cuDNN's SDPA kernels on CUDA; off because "
         "their backward returns NaN query gradients on H100/H200 with torch >= 2.11 for some sequence lengths "
-        "(pytorch/pytorch#196678; screen/nonfinite.py); rollouts and evaluation keep every backend",
+        "(pytorch/pytorch#196678; screen/nonfinite.py); fast rollouts and evaluation keep every backend, TRL's own "
+        "generate (screen.generation=trl) runs inside the training step and so without cuDNN too",
     )
     trl: dict[str, Any] = Field(
         default_factory=dict,

@@ -56,7 +56,9 @@ def sdpa_backends(cudnn: bool) -> Any:
 def without_cudnn_attention(trainer_cls: type) -> type:
     """`trainer_cls` whose training steps (forward, backward and any recomputation of checkpointed activations)
     run without cuDNN's SDPA kernels (the bug in the module docstring). Generation inside the step is not
-    differentiated, so a trainer may put cuDNN back for it (`FastGRPOTrainer` does, keeping its measured speed)."""
+    differentiated, so a trainer may put cuDNN back for it: `FastGRPOTrainer` does, so its rollouts run on the
+    backends its step time was measured with (the training pass's own cost without cuDNN is not measured yet);
+    TRL's own generate path stays without cuDNN."""
 
     class NoCudnnAttention(trainer_cls):  # type: ignore[misc,valid-type]
         training_sdpa_cudnn = False   # what train.json records: the class actually used, not the setting
