@@ -2,6 +2,9 @@
 
     python3 benchmarks/calibrate.py --model DIR --data-dir GSM8K_DIR --steps 60 \\
         --setting "A:screen.learning_rate=1e-5,screen.max_completion_length=512" --setting "B:..."
+    # TRL's generate vs the fast path from one seed, and the fast path from two more (run-to-run noise):
+    ... --setting "trl:screen.generation=trl" --setting "fast:screen.generation=fast" \
+        --setting "fast-s1:screen.generation=fast,seed=1" --setting "fast-s2:screen.generation=fast,seed=2"
 
 The base model is evaluated once on the same dev items (before); each setting is the baseline trial of a run
 (`python -m rewardsearch.screen.trial`, fast rollouts) and is evaluated on dev at its end (after). Prints a
@@ -73,19 +76,27 @@ def main() -> int:
               f"eval.dev_size={args.dev}", "eval.batch_size=2048",
               f"eval.max_new_tokens={args.eval_tokens}", f"screen.steps={args.steps}"]
     settings = []
+    seeds = []
     for s in args.setting:
         name, _, rest = s.partition(":")
-        settings.append((name, [kv for kv in rest.split(",") if kv]))
+        kvs = [kv for kv in rest.split(",") if kv]
+        # `seed=N` is the trial's training seed (not a config key): run-to-run noise is the same setting twice.
+        seed = [kv for kv in kvs if kv.startswith("seed=")]
+        if seed and not seed[-1][5:].isdigit():
+            raise SystemExit(f"--setting {s!r}: {seed[-1]!r}: expected seed=INT")
+        seeds.append(int(seed[-1][5:]) if seed else 0)
+        settings.append((name, [kv for kv in kvs if not kv.startswith("seed=")]))
     work = Path(args.work)
     dirs = [work / name for name, _ in settings]
-    procs = [start_trial(trial_spec(d, args.model, common + ov)) for d, (_, ov) in zip(dirs, settings, strict=True)]
+    procs = [start_trial(trial_spec(d, args.model, common + ov, seed=seed))
+             for d, (_, ov), seed in zip(dirs, settings, seeds, strict=True)]
     # The base evaluation runs while the trials start (it is one batched greedy pass).
     base = None if args.no_base else _base_eval(args.model, common)
     codes = wait_all(procs, args.timeout)
     rows = []
-    for (name, ov), d, code in zip(settings, dirs, codes, strict=True):
+    for (name, ov), seed, d, code in zip(settings, seeds, dirs, codes, strict=True):
         o = trial_outcome(d)
-        o.update(setting=name, overrides=ov, exit_code=code, step_time=summary(step_times(d)))
+        o.update(setting=name, overrides=ov, seed=seed, exit_code=code, step_time=summary(step_times(d)))
         rows.append(o)
     print("| setting | overrides | steps | dev strict | flex | extraction | length (tokens, train) | reward | "
           "s/step |\n|---|---|---|---|---|---|---|---|---|")

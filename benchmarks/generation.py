@@ -1,6 +1,8 @@
 """Evaluation generation: transformers' `generate` vs our fast decoder, side by side in one process.
 
     python3 benchmarks/generation.py --model DIR [--adapter DIR] --data-dir GSM8K_DIR [--limit 1319]
+    # also time other decoder settings, and where one decode step's GPU time goes (eager, torch.profiler):
+    ... --variant "block64:key_block=64" --variant "chunked:prefill_tokens=65536" --profile 8
 
 Both run greedy on the same merged model and the same prompts (GSM8K test by default, 256 new tokens); the fast
 decoder is timed twice (the first call captures its CUDA graph). Prints a table and writes JSON with both
@@ -18,6 +20,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bench import write_result  # noqa: E402
 
+_DECODER_KEYS = ["key_block", "cache_align", "check_every"]
+_CALL_KEYS = ["prompt_bucket", "prefill_tokens"]
+
+
+def _parse_variant(text: str) -> tuple[str, dict, dict]:
+    name, _, rest = text.partition(":")
+    decoder, calls = {}, {}
+    for kv in filter(None, rest.split(",")):
+        key, _, value = kv.partition("=")
+        if key not in _DECODER_KEYS + _CALL_KEYS or not value.isdigit():
+            raise SystemExit(f"--variant {text!r}: {kv!r} is not KEY=INT with KEY in {_DECODER_KEYS + _CALL_KEYS}")
+        (decoder if key in _DECODER_KEYS else calls)[key] = int(value)
+    return name, decoder, calls
+
+
+def _profile(model, tok, texts: list[str], steps: int) -> str:
+    """The top CUDA kernels of `steps` eager decode steps (no graphs) at the benchmark's batch."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from rewardsearch.evaluate.decoder import FastDecoder
+    from rewardsearch.evaluate.generate import eos_token_ids
+
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    dec = FastDecoder(model, use_graphs=False, check_every=10**6)
+    eos, pad = eos_token_ids(model, tok), tok.pad_token_id
+    dec.generate(ids, 3, eos, pad, prompt_bucket=1)   # warm-up: allocations, cuBLAS handles
+    timings: dict = {}
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        dec.generate(ids, steps + 1, eos, pad, prompt_bucket=1, timings=timings)
+        torch.cuda.synchronize()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60)
+    return f"eager: prefill {timings['prefill_s']:.3f} s, {steps} decode steps {timings['decode_s']:.3f} s\n{table}"
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +69,12 @@ def main() -> int:
     ap.add_argument("--fast-batch", type=int, default=4096)
     ap.add_argument("--hf-batch2", type=int, default=0,
                     help="also run generate at this batch: how often bf16 generate agrees with itself (0 = skip)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:KEY=VALUE,... decoder settings timed beside the default "
+                         f"(keys: {', '.join(_DECODER_KEYS + _CALL_KEYS)})")
+    ap.add_argument("--profile", type=int, default=0, help="profile this many eager decode steps (0 = skip)")
     args = ap.parse_args()
+    variants = [_parse_variant(v) for v in args.variant]
 
     import torch
 
@@ -60,8 +101,26 @@ def main() -> int:
 
     hf, t_hf = timed(_generate_hf, model, tok, texts, args.max_new, args.hf_batch, None)
     fast1, t_fast1 = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None)
-    fast, t_fast = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None)
+    default_timing: list[dict] = []   # two synchronisations per batch: no measurable cost at this size
+    fast, t_fast = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None, None, None,
+                         default_timing)
     same = [a == b for a, b in zip(hf, fast, strict=True)]
+    rows_v = []
+    for name, decoder, calls in variants:
+        # Each call builds its decoder and captures its graphs, as an evaluation does: capture is part of the time.
+        timing: list[dict] = []
+        out_v, t_v = timed(_generate_fast, model, tok, texts, args.max_new, args.fast_batch, None, decoder, calls,
+                           timing)
+        s_v = score(task, problems, out_v, name, args.split)
+        agree = sum(a == b for a, b in zip(hf, out_v, strict=True))
+        rows_v.append({"name": name, "decoder": decoder, "calls": calls, "wall_s": t_v, "timings": timing,
+                       "accuracy": s_v.accuracy, "flex_accuracy": s_v.flex_accuracy, "identical_items": agree,
+                       "identical_share": agree / len(hf)})
+        print(f"  variant {name:22s} {t_v:8.2f} s  strict {s_v.accuracy:.3f} flex {s_v.flex_accuracy:.3f}  "
+              f"identical {agree}/{len(hf)}  {timing}", flush=True)
+    profile_text = _profile(model, tok, texts, args.profile) if args.profile and device == "cuda" else None
+    if profile_text:
+        print(profile_text)
     hf_self = None
     if args.hf_batch2:
         # The noise floor of the 99% target: the same greedy generate, only batched otherwise (other bf16 shapes).
@@ -93,7 +152,9 @@ def main() -> int:
                      "accuracy": s_hf.accuracy, "flex_accuracy": s_hf.flex_accuracy},
         "fast": {"what": "rewardsearch FastDecoder (static cache + CUDA graph)", "batch": args.fast_batch,
                  "wall_s": t_fast, "wall_s_first_call": t_fast1, "accuracy": s_fast.accuracy,
-                 "flex_accuracy": s_fast.flex_accuracy, "mean_new_tokens": sum(n_tok) / max(1, len(n_tok))},
+                 "flex_accuracy": s_fast.flex_accuracy, "mean_new_tokens": sum(n_tok) / max(1, len(n_tok)),
+                 "timings": default_timing},
+        "variants": rows_v, "profile": profile_text,
         "speedup": t_hf / t_fast,
         "identical_items": sum(same), "identical_share": sum(same) / len(same),
         "fast_deterministic": fast1 == fast,

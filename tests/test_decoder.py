@@ -129,6 +129,26 @@ def test_unsupported_architecture_is_named():
         FastDecoder(transformers.GPT2LMHeadModel(cfg))
 
 
+@pytest.mark.parametrize("key_block,cache_align", [(8, 1), (16, 64), (0, 1)])
+def test_key_blocks_and_cache_alignment_keep_generate_tokens(key_block, cache_align):
+    # Attending only to the key blocks written so far, and padding the cache past its last slot, change which
+    # positions are masked, never which tokens come out; max_new 3 puts a block boundary right at the end.
+    model = _tiny("qwen2")
+    prompts = _prompts(6, seed=3)
+    dec = FastDecoder(model, key_block=key_block, cache_align=cache_align)
+    for max_new in (3, 30):
+        timings: dict = {}
+        ours = dec.generate(prompts, max_new, [EOS], PAD, prompt_bucket=1, timings=timings)
+        assert ours == _hf_greedy(model, prompts, max_new)
+        assert timings["cache_len"] % cache_align == 0 and timings["decode_steps"] <= max_new - 1
+        assert timings["cache_len"] >= timings["prompt_len"] + max_new
+
+
+def test_bad_cache_settings_are_refused():
+    with pytest.raises(ValueError, match="cache_align=0"):
+        FastDecoder(_tiny("llama"), cache_align=0)
+
+
 def test_live_lora_weights_are_seen_without_rebuilding():
     # The decoder calls PEFT's own layers: changing the adapter in place changes the next output.
     peft = pytest.importorskip("peft")
@@ -152,16 +172,17 @@ def test_cuda_graph_replay_matches_generate_and_sees_weight_updates(arch):
     # On the GPU (fp32, so the comparison is exact): captured graphs give generate's tokens, a second call with
     # the same shape replays the same graph, and an in-place weight change reaches the replayed graph.
     model = _tiny(arch).cuda()
-    dec = FastDecoder(model)
+    dec = FastDecoder(model, key_block=16)   # several key blocks: graphs captured mid-generation too
     assert dec.use_graphs
     prompts = _prompts(10)
-    assert dec.generate(prompts, 20, [EOS], PAD) == _hf_greedy(model, prompts, 20)
-    graph = next(iter(dec._shapes.values())).graph
+    assert dec.generate(prompts, 40, [EOS], PAD) == _hf_greedy(model, prompts, 40)
+    graphs = dict(next(iter(dec._shapes.values())).graphs)
+    assert len(graphs) >= 3
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight.mul_(-1.0)
-    again = dec.generate(prompts, 20, [EOS], PAD)
-    assert next(iter(dec._shapes.values())).graph is graph
-    assert again == _hf_greedy(model, prompts, 20)
+    again = dec.generate(prompts, 40, [EOS], PAD)
+    assert next(iter(dec._shapes.values())).graphs == graphs   # replayed, not captured again
+    assert again == _hf_greedy(model, prompts, 40)
     s = Sampling(greedy=False, temperature=0.9, top_p=0.95)
     drawn = dec.generate(prompts * 4, 20, [EOS], PAD, sampling=s)
     assert len({tuple(r) for r in drawn}) > len(prompts)   # sampling in the graph draws fresh numbers per replay

@@ -26,6 +26,8 @@ SUPPORTED_ARCHITECTURES = ("llama", "qwen2")
 _PROMPT_BUCKET = 64        # rollouts: prompts left-padded to a multiple of this so a few graph shapes serve all
 _PREFILL_TOKENS = 1 << 19  # prompt tokens prefilled together: bounds activation memory on large evaluations
 _MAX_GRAPHS = 4            # captured shapes kept per decoder (each holds its own static buffers)
+_CACHE_ALIGN = 64          # cache length rounded up to this: fused SDPA kernels want aligned key lengths
+_KEY_BLOCK = 0             # decode attends to keys in blocks of this many positions (0 = the whole cache)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ class _Shape:
         import torch
 
         self.batch, self.prompt_len, self.max_new = batch, prompt_len, max_new
-        self.total = prompt_len + max_new
+        # Positions past prompt_len + max_new are never valid keys: masked, they add exact zeros.
+        self.total = _round_up(prompt_len + max_new, dec.cache_align)
         d, dev = dec, dec.device
         shape = (d.n_layers, batch, d.n_kv, self.total, d.head_dim)
         self.k = torch.zeros(shape, dtype=d.dtype, device=dev)
@@ -115,13 +118,24 @@ class _Shape:
         self.eos = torch.tensor(list(eos), dtype=torch.long, device=dev)
         # A graph reads these by address: each shape holds its own, so nothing it reads is ever freed or moved.
         self.cos, self.sin = dec.rope_table(self.total)
-        self.graph: Any = None
+        self.graphs: dict[int, Any] = {}   # key length attended -> the step captured for it
+
+    def key_len(self, step: int, block: int) -> int:
+        """Keys the decode step `step` (0 = the first after prefill) attends to: the blocks written so far."""
+        if block <= 0:
+            return self.total
+        return min(self.total, _round_up(self.prompt_len + step + 1, block))
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // max(1, k)) * max(1, k)
 
 
 class FastDecoder:
     """Batched greedy or sampled generation for one model; graphs are captured lazily and reused."""
 
-    def __init__(self, model: Any, use_graphs: bool | None = None, check_every: int = 8) -> None:
+    def __init__(self, model: Any, use_graphs: bool | None = None, check_every: int = 8,
+                 cache_align: int = _CACHE_ALIGN, key_block: int = _KEY_BLOCK) -> None:
         import torch
 
         reason = unsupported_reason(model)
@@ -147,6 +161,9 @@ class FastDecoder:
         if self.use_graphs and self.device.type != "cuda":
             raise ValueError("fast decoder: CUDA graphs need a CUDA device")
         self.check_every = max(1, check_every)
+        if cache_align < 1 or key_block < 0:
+            raise ValueError(f"fast decoder: cache_align={cache_align}, key_block={key_block}: expected >= 1, >= 0")
+        self.cache_align, self.key_block = cache_align, key_block
         self._shapes: dict[tuple[int, int, int, Sampling, tuple[int, ...]], _Shape] = {}
         self._pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
@@ -178,7 +195,9 @@ class FastDecoder:
         return self._rotate(q, cos, sin), self._rotate(k, cos, sin), v
 
     def _logits(self, x: Any) -> Any:
-        return self.lm.lm_head(self.norm(x)).float()
+        # In the model's dtype: greedy's argmax is the same on the exact fp32 cast `generate` makes (and
+        # skips writing a [batch, vocab] fp32 tensor a step); sampling casts before its warpers, as `generate` does.
+        return self.lm.lm_head(self.norm(x))
 
     # -- prefill (eager: prompt lengths vary) ----------------------------------------------------------------
     def _prefill(self, st: _Shape, ids: Any, pad: Any, rows: slice) -> Any:
@@ -208,7 +227,8 @@ class FastDecoder:
         return self._logits(x[:, -1])
 
     # -- one decode step (static shapes: captured as a graph on CUDA) ----------------------------------------
-    def _step(self, st: _Shape, pick: Any, pad_id: int) -> None:
+    def _step(self, st: _Shape, pick: Any, pad_id: int, klen: int) -> None:
+        """One token for every row, attending to the first `klen` cache positions (all written ones among them)."""
         import torch
         import torch.nn.functional as F
 
@@ -216,11 +236,14 @@ class FastDecoder:
         cos_t, sin_t = st.cos, st.sin
         pos = (st.cur - st.pad).clamp(min=0)
         cos, sin = cos_t[pos][:, None], sin_t[pos][:, None]
-        valid = (st.key_idx[None, :] >= st.pad[:, None]) & (st.key_idx[None, :] <= st.cur)
+        key_idx = st.key_idx[:klen]
+        valid = (key_idx[None, :] >= st.pad[:, None]) & (key_idx[None, :] <= st.cur)
         bias = torch.zeros(valid.shape, dtype=self.dtype, device=self.device)
         bias = bias.masked_fill(~valid, float("-inf"))[:, None, None, :]
         x = self.embed(st.tok[:, None])
-        at = st.cur.view(1)
+        # Clamped only for a graph's warm-up near the end (its extra steps run past the last slot; what they write
+        # is restored or never read); a real step never reaches the bounds.
+        at = st.cur.clamp(max=st.total - 1).view(1)
         for li, layer in enumerate(self.layers):
             h = layer.input_layernorm(x)
             q, k, v = self._layer_qkv(layer, h, cos, sin)
@@ -228,12 +251,13 @@ class FastDecoder:
             st.v[li].index_copy_(2, at, v)
             # Query heads of one KV head side by side as the "query length": GQA without copying the cache.
             qg = q.reshape(b, self.n_kv, self.group, self.head_dim)
-            o = F.scaled_dot_product_attention(qg, st.k[li], st.v[li], attn_mask=bias, scale=self.scaling)
+            o = F.scaled_dot_product_attention(qg, st.k[li, :, :, :klen], st.v[li, :, :, :klen], attn_mask=bias,
+                                               scale=self.scaling)
             x = x + layer.self_attn.o_proj(o.reshape(b, 1, -1))
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         nxt = pick(self._logits(x[:, 0]))
         nxt = torch.where(st.done, torch.full_like(nxt, pad_id), nxt)
-        st.out.index_copy_(1, (st.cur - st.prompt_len + 1).view(1), nxt[:, None])
+        st.out.index_copy_(1, (st.cur - st.prompt_len + 1).clamp(max=st.max_new - 1).view(1), nxt[:, None])
         st.done |= torch.isin(nxt, st.eos)
         st.tok.copy_(nxt)
         st.cur += 1
@@ -246,6 +270,7 @@ class FastDecoder:
         warpers = _warpers(sampling)
 
         def pick(logits: Any) -> Any:
+            logits = logits.float()
             for w in warpers:
                 logits = w(None, logits)
             probs = torch.softmax(logits, dim=-1)
@@ -266,14 +291,23 @@ class FastDecoder:
         sampling: Sampling = Sampling(),
         prompt_bucket: int = _PROMPT_BUCKET,
         prefill_tokens: int = _PREFILL_TOKENS,
+        timings: dict[str, Any] | None = None,
     ) -> list[list[int]]:
         """New tokens per prompt, cut after the first EOS (which is kept, as TRL keeps it), in input order.
 
         `prompt_bucket=1` pads to the longest prompt exactly, as `generate` does: a one-off evaluation then runs
         the same matrix shapes as `generate` (bf16 results depend on them); repeated calls of varying prompt
-        length (rollouts) reuse a captured graph by padding to a bucket instead.
+        length (rollouts) reuse a captured graph by padding to a bucket instead. `timings`, when given, receives
+        the prefill and decode seconds and the steps run (the device is synchronised for them: benchmarks only).
         """
+        import time
+
         import torch
+
+        def clock() -> float:
+            if timings is not None and self.device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter()
 
         if not prompts:
             return []
@@ -304,6 +338,7 @@ class FastDecoder:
         self.lm.eval()   # dropout off in every module, also in what a graph records
         try:
             with torch.no_grad():
+                t0 = clock()
                 st.pad.copy_(pad)
                 st.k.zero_()
                 st.v.zero_()
@@ -317,17 +352,24 @@ class FastDecoder:
                 st.tok.copy_(first)
                 st.done.copy_(torch.isin(first, st.eos))
                 st.cur.fill_(p_len)
+                t1 = clock()
                 steps = max_new_tokens - 1
-                if self.use_graphs and steps > 0:
-                    if st.graph is None:
-                        self._capture(st, pick, pad_token_id)
-                    self._run_graph(st, steps)
-                else:
-                    for t in range(steps):
-                        self._step(st, pick, pad_token_id)
-                        if (t + 1) % self.check_every == 0 and bool(st.done.all()):
-                            break
+                ran = 0
+                for t in range(steps):
+                    klen = st.key_len(t, self.key_block)
+                    if self.use_graphs:
+                        if klen not in st.graphs:
+                            st.graphs[klen] = self._capture(st, pick, pad_token_id, klen)
+                        st.graphs[klen].replay()
+                    else:
+                        self._step(st, pick, pad_token_id, klen)
+                    ran = t + 1
+                    if ran % self.check_every == 0 and bool(st.done.all()):
+                        break
                 out = st.out.cpu()
+                if timings is not None:
+                    timings.update(prefill_s=t1 - t0, decode_s=clock() - t1, decode_steps=ran,
+                                   graphs=len(st.graphs), cache_len=st.total, batch=b, prompt_len=p_len)
         finally:
             self.lm.train(was_training)
         eos_set = set(int(e) for e in eos_token_ids)
@@ -337,29 +379,23 @@ class FastDecoder:
             result.append(row if cut is None else row[: cut + 1])
         return result
 
-    def _capture(self, st: _Shape, pick: Any, pad_id: int) -> None:
+    def _capture(self, st: _Shape, pick: Any, pad_id: int, klen: int) -> Any:
         import torch
 
         # Warm up on a side stream (lazy inits, cuBLAS workspaces) on copies of the state, then capture; the
-        # state buffers are restored afterwards, so capture leaves no trace in this call's output.
+        # state buffers are restored afterwards, so capture leaves no trace in this call's output. Capturing
+        # mid-generation (a new key block) is safe too: the cache slots the warm-up and capture write lie at and
+        # beyond `cur` and are overwritten before they are read (each step writes its own slot first).
         saved = [t.clone() for t in (st.tok, st.cur, st.done, st.out)]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(2):
-                self._step(st, pick, pad_id)
+                self._step(st, pick, pad_id, klen)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self._pool):
-            self._step(st, pick, pad_id)
+            self._step(st, pick, pad_id, klen)
         for buf, old in zip((st.tok, st.cur, st.done, st.out), saved, strict=True):
             buf.copy_(old)
-        st.graph = graph
-
-    def _run_graph(self, st: _Shape, steps: int) -> None:
-        # The cache entries the warm-up and capture wrote lie beyond `cur` and are overwritten before they are
-        # read (each step writes its own slot first), so they need no reset.
-        for t in range(steps):
-            st.graph.replay()
-            if (t + 1) % self.check_every == 0 and bool(st.done.all()):
-                break
+        return graph

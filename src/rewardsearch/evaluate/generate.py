@@ -87,18 +87,25 @@ def generate(
 
 def _generate_fast(
     model: Any, tokenizer: Any, texts: list[str], max_new_tokens: int, batch_size: int,
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None, decoder: dict[str, Any] | None = None,
+    calls: dict[str, Any] | None = None, timings: list[dict[str, Any]] | None = None,
 ) -> list[str]:
+    """`decoder` / `calls`: FastDecoder's and its `generate`'s keyword arguments (benchmarks compare them);
+    `timings` receives one record per batch."""
     from rewardsearch.evaluate.decoder import FastDecoder
 
     ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    dec = FastDecoder(model)
+    dec = FastDecoder(model, **(decoder or {}))
     eos = eos_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id
+    # No prompt bucket: one call per batch, so no graph is reused, and generate's exact shapes are kept.
+    kwargs = {"prompt_bucket": 1, **(calls or {})}
     out: list[str] = []
     for start in range(0, len(ids), batch_size):
-        # No prompt bucket: one call per batch, so no graph is reused, and generate's exact shapes are kept.
-        rows = dec.generate(ids[start : start + batch_size], max_new_tokens, eos, pad, prompt_bucket=1)
+        record: dict[str, Any] | None = {} if timings is not None else None
+        rows = dec.generate(ids[start : start + batch_size], max_new_tokens, eos, pad, timings=record, **kwargs)
+        if timings is not None and record is not None:
+            timings.append(record)
         out.extend(tokenizer.batch_decode(rows, skip_special_tokens=True))
         if progress is not None:
             progress(len(rows))
