@@ -186,3 +186,17 @@ def test_cuda_graph_replay_matches_generate_and_sees_weight_updates(arch):
     s = Sampling(greedy=False, temperature=0.9, top_p=0.95)
     drawn = dec.generate(prompts * 4, 20, [EOS], PAD, sampling=s)
     assert len({tuple(r) for r in drawn}) > len(prompts)   # sampling in the graph draws fresh numbers per replay
+
+
+def test_evaluation_fast_path_gives_generate_texts(tiny_model_dir):
+    # The evaluation wrapper (chat texts in, decoded texts out; one batched tokenizer call) against the
+    # `generate` wrapper on a real tokenizer and a tiny real-architecture model, fp32 on CPU.
+    from rewardsearch.evaluate.generate import _generate_fast, _generate_hf, load_for_eval
+
+    model, tok = load_for_eval(tiny_model_dir, None, "cpu", torch.float32)
+    chats = [[{"role": "user", "content": q}] for q in ("What is 2+3?", "Name a colour.", "Count to three, please.")]
+    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chats]
+    timings: list = []
+    fast = _generate_fast(model, tok, texts, 10, 2, None, timings=timings)
+    assert fast == _generate_hf(model, tok, texts, 10, 3, None)
+    assert [t["batch"] for t in timings] == [2, 1]

@@ -94,7 +94,7 @@ def _generate_fast(
     `timings` receives one record per batch."""
     from rewardsearch.evaluate.decoder import FastDecoder
 
-    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if texts else []   # one batched call
     dec = FastDecoder(model, **(decoder or {}))
     eos = eos_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id
