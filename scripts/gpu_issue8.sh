@@ -7,6 +7,7 @@
 #   curves start  100-step base-rewards runs, TRL's generate vs the fast path from one seed and the fast path from
 #                 two more seeds (run-to-run noise), detached so that it outlives the call
 #   curves wait S returns after S seconds or when the curves are done, copying their JSON into $OUT
+#   pergpu        aggregate steps/s of 1, 2, 4 fast trials side by side (merged rollout weights, 16 x 256 tokens)
 # JSON lands in $OUT (and in benchmarks/results/ on the device).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ smol)
     --save-adapter "$R/sad" --timeout 200 --work "$R/b3"
   python3 benchmarks/generation.py --model "$S" --adapter "$R/sad" --label smollm2-135m --data-dir "$D" \
     --hf-batch2 660 --variant block128:key_block=128 ;;
+pergpu)
+  python3 benchmarks/grpo_step.py --model "$M" --label qwen-coder-0.5b-merged --data-dir "$D" --per-gpu 1,2,4 \
+    --steps 14 --timeout 150 --work "$R/b4" ;;
 curves)
   case ${2:-} in
   start)
@@ -53,5 +57,5 @@ curves)
     [ -f "$R/curves.done" ] && echo curves done || echo curves running ;;
   *) echo "usage: $0 curves start|wait S" >&2; exit 2 ;;
   esac ;;
-*) echo "usage: $0 bench|smol|curves start|curves wait S" >&2; exit 2 ;;
+*) echo "usage: $0 bench|smol|pergpu|curves start|curves wait S" >&2; exit 2 ;;
 esac
