@@ -5,7 +5,8 @@
 #                 allowed in training); Qwen evaluation of the GSM8K test with decoder variants and a profile
 #   smol          the same step and evaluation comparisons for SmolLM2-135M
 #   curves start  100-step base-rewards runs, TRL's generate vs the fast path from one seed and the fast path from
-#                 two more seeds (run-to-run noise), detached so that it outlives the call
+#                 two more seeds (run-to-run noise), detached so that it outlives the call; RS_CURVES_ARMS=live:
+#                 the fast path from the live adapter vs the merged copy instead, two seeds each
 #   curves wait S returns after S seconds or when the curves are done, copying their JSON into $OUT
 #   pergpu        aggregate steps/s of 1, 2, 4 fast trials side by side (merged rollout weights, 16 x 256 tokens)
 # JSON lands in $OUT (and in benchmarks/results/ on the device).
@@ -41,11 +42,18 @@ curves)
     rm -rf "$R/curves-out" "$R/curves.done"
     C="screen.max_completion_length=256,screen.num_generations=8,screen.prompts_per_step=2"
     C="$C,screen.trl.steps_per_generation=${RS_CURVES_SPG:-4},screen.checkpoint_every=0"
+    if [ "${RS_CURVES_ARMS:-trl}" = live ]; then   # the merged rollout copy vs the live adapter, 2 seeds each
+      L="$C,screen.generation=fast,screen.rollout_weights=live" G="$C,screen.generation=fast"
+      SETTINGS="--setting 'live:$L' --setting 'live-s1:$L,seed=1' --setting 'merged:$G' --setting 'merged-s1:$G,seed=1'"
+    else
+      SETTINGS="--setting 'trl:$C,screen.generation=trl' --setting 'fast:$C,screen.generation=fast'"
+      SETTINGS="$SETTINGS --setting 'fast-s1:$C,screen.generation=fast,seed=1'"
+      SETTINGS="$SETTINGS --setting 'fast-s2:$C,screen.generation=fast,seed=2'"
+    fi
     OUT="$R/curves-out" setsid nohup bash -c "python3 benchmarks/calibrate.py --model '$M' \
-      --label qwen-coder-0.5b-fast-vs-trl --data-dir '$D' --steps ${RS_CURVES_STEPS:-100} --dev 256 \
+      --label qwen-coder-0.5b-fast-vs-${RS_CURVES_ARMS:-trl} --data-dir '$D' --steps ${RS_CURVES_STEPS:-100} --dev 256 \
       --eval-tokens 256 --timeout 1500 --work '$R/curves' \
-      --setting 'trl:$C,screen.generation=trl' --setting 'fast:$C,screen.generation=fast' \
-      --setting 'fast-s1:$C,screen.generation=fast,seed=1' --setting 'fast-s2:$C,screen.generation=fast,seed=2'; \
+      $SETTINGS; \
       echo done > '$R/curves.done'" > "$R/curves.log" 2>&1 < /dev/null &
     sleep 2; echo started ;;
   wait)
