@@ -37,7 +37,7 @@ _SUM = ("calls", "proposed", "parsed", "unreadable", "duplicates", "candidates",
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen-coder-0.5b")
-    ap.add_argument("--style", default="code", choices=["code", "compact", "full"])
+    ap.add_argument("--style", default="code", choices=["code", "item", "compact", "full"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=2, help="search.candidates_per_round")
     ap.add_argument("--refills", type=int, default=2, help="search.refills")

@@ -164,11 +164,13 @@ class Prompt:
     omitted: list[str]
 
 
-def example_source() -> str:
-    """The worked example the compact prompt shows (a file, so that it is real code checked by the tests)."""
+def example_source(style: str = "compact") -> str:
+    """The worked example the compact and code prompts show, or the item prompt's per-item one (`style="item"`);
+    files, so that they are real code checked by the tests."""
     from importlib import resources
 
-    return resources.files("rewardsearch.propose").joinpath("templates/compact/example.py").read_text()
+    folder = "item" if style == "item" else "compact"
+    return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/example.py").read_text()
 
 
 class PromptBuilder:
@@ -183,11 +185,15 @@ class PromptBuilder:
         self.cfg = cfg
         self.secrets = list(secrets)
         self.style = cfg.resolved_style()
-        self.example = example_source().strip()
-        self.shown_ids = {reward_id(self.example + "\n")} if self.style in ("compact", "code") else set()
+        self.code_answers = self.style in ("code", "item")  # answered as ```python blocks, not JSON
+        self.example = example_source(self.style).strip()
+        shown = self.shown_candidate()
+        self.shown_ids = {reward_id(shown[0])} if shown else set()
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
-        if self.style in ("compact", "code"):
+        if self.style in ("compact", "code", "item"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
+        if self.style == "item":
+            loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/item"))
         if cfg.template_dir:
             if not Path(cfg.template_dir).is_dir():
                 raise ProposerNotAvailable(
@@ -199,6 +205,21 @@ class PromptBuilder:
             loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True, autoescape=False,
         )
+
+    def shown_candidate(self) -> tuple[str, str | None] | None:
+        """(source, entrypoint) of the example as a candidate: what a verbatim copy of it becomes (for the item
+        style, its wrapped module); None for the full prompt, which shows no example."""
+        from rewardsearch.propose.item import wrap_item
+        from rewardsearch.propose.parse import find_entrypoint
+
+        if self.style not in ("compact", "code", "item"):
+            return None
+        if self.style == "item":
+            wrapped = wrap_item(self.example + "\n", avoid=RESERVED_NAMES)
+            if isinstance(wrapped, str):  # the shipped example is tested to wrap; a broken edit says so here
+                raise ProposerNotAvailable(f"the item prompt's example (templates/item/example.py): {wrapped}")
+            return wrapped.code, wrapped.entrypoint
+        return self.example + "\n", find_entrypoint(self.example, None)[0]
 
     def _clean(self, text: str | None) -> str:
         return redact(text or "", self.secrets)
@@ -269,7 +290,7 @@ class PromptBuilder:
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
             base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES), example=self.example,
-            code_answers=self.style == "code",
+            code_answers=self.code_answers,
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None
@@ -280,7 +301,7 @@ class PromptBuilder:
                         "shift": describe_shift(base.get("shift"))}
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
-            "code_answers": self.style == "code",
+            "code_answers": self.code_answers, "item_answers": self.style == "item",
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
                            for s in this_round or []],
             "notes": [self._clean(x) for x in notes or []],
