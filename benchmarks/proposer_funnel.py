@@ -103,9 +103,10 @@ def main() -> None:
     for call in ok:
         if call["meta"].get("refill"):
             user = next(m["content"] for m in call["request"]["messages"] if m["role"] == "user")
+            lines = user.split("Problems with your previous answer:\n", 1)[-1].split("\n\n", 1)[0].splitlines() \
+                if "Problems with your previous answer:" in user else []
             refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"],
-                                 "notes": [ln[2:] for ln in user.splitlines()
-                                           if ln.startswith("- your previous candidate")]})
+                                 "notes": [ln[2:] for ln in lines if ln.startswith("- ")]})
     baseline = None
     if args.baseline:
         b = json.loads(Path(args.baseline).read_text())

@@ -9,7 +9,10 @@ One round: render the prompt (`prompt.py`), ask for `min(batch_size, still wante
 same `RewardSpec.id`), and call again until the round has `n` candidates or `max_calls_per_round` calls were
 made. Later calls of a round see what the round already holds and what was wrong with the previous answer; a
 refill ask (`search.refills`: the loop replacing candidates rejected by the static check, the probes or
-de-duplication) starts with the rejections' one-line reasons as notes (`RoundContext.notes`), kept on every call.
+de-duplication) starts with the rejections' one-line reasons as notes (`RoundContext.notes`), kept on every call,
+then with what parsing dropped from the previous ask's answers (`answer_notes`: a copy of the prompt's example, a
+base reward's name, an item with no function, an answer with no candidates), read from the call records: an
+answer dropped whole at parse time leaves no rejected candidate, and would otherwise refill with no note.
 Behavioural duplicates (same scores on the probe pool, different code) are caught at check time, in the sandbox
 (`search/dedup.py`): finding them means running the code.
 

@@ -12,11 +12,17 @@ itself (same normalized source) is dropped as a duplicate, so copying it never c
 `code` is compact answered as ```python blocks instead of JSON (slot `code_answers`): inside a JSON string,
 grammar-constrained, the models wrote code on one line, unbalanced or cut off (0.5B: 0 of 6 past the static
 check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md, idle 2-core CPU machine).
+`item` (`templates/item/`, falling back to compact, then full) asks only for a per-item
+`def <name>(text: str, gold: str) -> float` and shows a per-item example (`item/example.py`); the proposer wraps
+each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
+`answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
+with is the wrapped one (`shown_candidate`).
 `proposer.prompt_style=auto` picks code when the run serves its own model (`ProposerConfig.resolved_style`).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
-  code style: answers are ```python blocks, not JSON; also in `user.j2`).
+  code and item styles: answers are ```python blocks, not JSON; also in `user.j2`), `item_answers` (`user.j2`:
+  the item style asks for scoring functions).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
