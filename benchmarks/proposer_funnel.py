@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--deadline-s", type=float, default=None,
                     help="start no further round after this many seconds (the rounds done are reported)")
     ap.add_argument("--baseline", default=None, help="an earlier result JSON whose funnel to show beside this one")
+    ap.add_argument("--tag", default=None, help="appended to the result's file name (a variant of the same style)")
     args = ap.parse_args()
 
     from rewardsearch.config import Config, ProposerConfig
@@ -118,6 +119,7 @@ def main() -> None:
         "deadline_s": args.deadline_s, "per_round": args.per_round,
         "refills": args.refills, "batch": args.batch or args.per_round, "temperature": args.temperature,
         "max_tokens": args.max_tokens, "json_mode": args.json_mode, "template_dir": args.template_dir,
+        "tag": args.tag,
         "mode": "random (no history; each round asked like a first round)", "server": server,
         "run_dir": str(run_dir), "funnel": total, "funnel_by_round": rounds, "baseline": baseline,
         "json_modes": [c.get("meta", {}).get("json_mode") for c in calls],
@@ -128,7 +130,8 @@ def main() -> None:
         "wall_s": round(wall, 1), "refill_notes": refill_notes, "verdicts": verdicts,
     }
     print(json.dumps({k: result[k] for k in ("funnel", "tokens_per_s", "wall_s")}))
-    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}-refills{args.refills}", result)
+    tag = f"-{args.tag}" if args.tag else ""
+    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}{tag}-refills{args.refills}", result)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,13 @@ def test_the_item_prompt_asks_for_a_per_item_function_in_python_blocks() -> None
     assert "completions" not in system and "JSON" not in system  # no batch contract to get wrong
     assert all(name in system for name in RESERVED_NAMES)  # the base rewards, by name only
     assert "- your previous candidate x was rejected: probe: boom; fix it" in user
-    assert user.rstrip().endswith("Write 2 new, different scoring functions, each in its own ```python block.")
+    asked = user.split("Write 2 new, different scoring functions, each in its own ```python block:\n", 1)[1]
+    ideas = [line.split(". one that ", 1)[1] for line in asked.strip().splitlines()]
+    assert len(ideas) == 2 and ideas[0] != ideas[1]
+    assert all(idea in example_source("item", "ideas.txt") for idea in ideas)
+    # a refill ask of the round, and the next round, ask for other ideas
+    refill = PromptBuilder(_item_cfg()).build(RoundContext(**{**ctx.__dict__, "refill": "refill_1_1"}), 2)
+    assert not any(idea in refill.messages[1]["content"] for idea in ideas)
 
 
 def test_the_item_style_answers_code_and_refuses_a_json_mode() -> None:

@@ -170,13 +170,13 @@ class Prompt:
     omitted: list[str]
 
 
-def example_source(style: str = "compact") -> str:
+def example_source(style: str = "compact", name: str = "example.py") -> str:
     """The worked example the compact and code prompts show, or the item prompt's per-item one (`style="item"`);
-    files, so that they are real code checked by the tests."""
+    files, so that they are real code checked by the tests. `name`: another file of that template folder."""
     from importlib import resources
 
     folder = "item" if style == "item" else "compact"
-    return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/example.py").read_text()
+    return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/{name}").read_text()
 
 
 class PromptBuilder:
@@ -226,6 +226,16 @@ class PromptBuilder:
                 raise ProposerNotAvailable(f"the item prompt's example (templates/item/example.py): {wrapped}")
             return wrapped.code, wrapped.entrypoint
         return self.example + "\n", find_entrypoint(self.example, None)[0]
+
+    def _ideas(self, ctx: RoundContext, n: int, have: int) -> list[str]:
+        """The item style's one idea per function asked for (`templates/item/ideas.txt`), rotating with the round,
+        the refill and the candidates the round holds, so asks of a round differ; none for the other styles."""
+        if self.style != "item":
+            return []
+        ideas = [x.strip() for x in example_source("item", "ideas.txt").splitlines() if x.strip()]
+        refill = int(ctx.refill.rsplit("_", 1)[-1]) if ctx.refill and ctx.refill[-1].isdigit() else 0
+        start = 3 * ctx.round + 2 * refill + have
+        return [ideas[(start + i) % len(ideas)] for i in range(n)]
 
     def _clean(self, text: str | None) -> str:
         return redact(text or "", self.secrets)
@@ -308,6 +318,7 @@ class PromptBuilder:
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
             "code_answers": self.code_answers, "item_answers": self.style == "item",
+            "ideas": self._ideas(ctx, n, len(this_round or [])),
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
                            for s in this_round or []],
             "notes": [self._clean(x) for x in notes or []],
