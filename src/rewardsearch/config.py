@@ -214,7 +214,9 @@ class ProposerConfig(_Section):
         "1.5B coder gets past the static check far more often than code inside JSON strings (docs/llm-local.md); "
         "item = the model writes only a per-item `def f(text, gold) -> float` in ```python blocks and the "
         "proposer wraps it into the batch reward (pairing each completion with its own answer), which small "
-        "models get wrong most often; auto = code when proposer.serve runs the model, full otherwise",
+        "models get wrong most often (docs/llm-local.md, 2026-12-03: it got 3 and 6 of 12-14 candidates accepted "
+        "by every check for the 0.5B and 1.5B, against 0 and 0 for code); auto = item when proposer.serve runs "
+        "the model, full otherwise",
     )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
@@ -226,10 +228,11 @@ class ProposerConfig(_Section):
     mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
 
     def resolved_style(self) -> str:
-        """`full`, `compact` or `code`: `auto` means code exactly when the run serves a (small, local) model."""
+        """`full`, `compact`, `code` or `item`: `auto` means item exactly when the run serves a (small, local)
+        model."""
         if self.prompt_style != "auto":
             return self.prompt_style
-        return "code" if self.serve != "off" else "full"
+        return "item" if self.serve != "off" else "full"
 
     def resolved_json_mode(self) -> str:
         """The structured output asked for first: `auto` is off for the code and item styles (their answer is

@@ -17,7 +17,8 @@ check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md
 each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
 `answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
 with is the wrapped one (`shown_candidate`).
-`proposer.prompt_style=auto` picks code when the run serves its own model (`ProposerConfig.resolved_style`).
+`proposer.prompt_style=auto` picks item when the run serves its own model (`ProposerConfig.resolved_style`; measured
+on 2026-12-03: docs/llm-local.md).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
