@@ -37,7 +37,7 @@ _SUM = ("calls", "proposed", "parsed", "unreadable", "duplicates", "candidates",
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="qwen-coder-0.5b")
-    ap.add_argument("--style", default="code", choices=["code", "compact", "full"])
+    ap.add_argument("--style", default="code", choices=["code", "item", "compact", "full"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--per-round", type=int, default=2, help="search.candidates_per_round")
     ap.add_argument("--refills", type=int, default=2, help="search.refills")
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--deadline-s", type=float, default=None,
                     help="start no further round after this many seconds (the rounds done are reported)")
     ap.add_argument("--baseline", default=None, help="an earlier result JSON whose funnel to show beside this one")
+    ap.add_argument("--tag", default=None, help="appended to the result's file name (a variant of the same style)")
     args = ap.parse_args()
 
     from rewardsearch.config import Config, ProposerConfig
@@ -103,9 +104,10 @@ def main() -> None:
     for call in ok:
         if call["meta"].get("refill"):
             user = next(m["content"] for m in call["request"]["messages"] if m["role"] == "user")
+            lines = user.split("Problems with your previous answer:\n", 1)[-1].split("\n\n", 1)[0].splitlines() \
+                if "Problems with your previous answer:" in user else []
             refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"],
-                                 "notes": [ln[2:] for ln in user.splitlines()
-                                           if ln.startswith("- your previous candidate")]})
+                                 "notes": [ln[2:] for ln in lines if ln.startswith("- ")]})
     baseline = None
     if args.baseline:
         b = json.loads(Path(args.baseline).read_text())
@@ -117,6 +119,7 @@ def main() -> None:
         "deadline_s": args.deadline_s, "per_round": args.per_round,
         "refills": args.refills, "batch": args.batch or args.per_round, "temperature": args.temperature,
         "max_tokens": args.max_tokens, "json_mode": args.json_mode, "template_dir": args.template_dir,
+        "tag": args.tag,
         "mode": "random (no history; each round asked like a first round)", "server": server,
         "run_dir": str(run_dir), "funnel": total, "funnel_by_round": rounds, "baseline": baseline,
         "json_modes": [c.get("meta", {}).get("json_mode") for c in calls],
@@ -127,7 +130,8 @@ def main() -> None:
         "wall_s": round(wall, 1), "refill_notes": refill_notes, "verdicts": verdicts,
     }
     print(json.dumps({k: result[k] for k in ("funnel", "tokens_per_s", "wall_s")}))
-    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}-refills{args.refills}", result)
+    tag = f"-{args.tag}" if args.tag else ""
+    write_result(f"proposer-funnel-{args.model.replace('/', '_')}-{args.style}{tag}-refills{args.refills}", result)
 
 
 if __name__ == "__main__":

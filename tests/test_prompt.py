@@ -118,16 +118,18 @@ def test_the_compact_prompt_is_short_shows_no_base_reward_code_and_one_line_per_
     assert "- cand_19: probe: reason number 19" in user
 
 
-def test_auto_style_is_code_exactly_when_the_run_serves_its_model() -> None:
+def test_auto_style_is_item_exactly_when_the_run_serves_its_model() -> None:
     served = ProposerConfig(name="llm", serve="llama.cpp", model="qwen-coder-0.5b")
-    assert served.resolved_style() == "code" and served.resolved_json_mode() == "off"
+    assert served.resolved_style() == "item" and served.resolved_json_mode() == "off"
     remote = ProposerConfig(name="llm", base_url="http://h/v1", model="m")
     assert remote.resolved_style() == "full" and remote.resolved_json_mode() == "schema"
     assert ProposerConfig(name="llm", serve="llama.cpp", model="m", prompt_style="full").resolved_style() == "full"
     assert ProposerConfig(prompt_style="compact", json_mode="grammar").resolved_json_mode() == "grammar"
     # a JSON mode would force JSON on a prompt that asks for code blocks: refused, not silently obeyed
-    with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=code"):
+    with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=item"):
         ProposerConfig(name="llm", serve="llama.cpp", model="m", json_mode="grammar")
+    with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=code"):
+        ProposerConfig(prompt_style="code", json_mode="grammar")
 
 
 def test_the_code_style_asks_for_python_blocks_and_its_answer_parses() -> None:

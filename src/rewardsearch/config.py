@@ -207,12 +207,16 @@ class ProposerConfig(_Section):
         description="llm: prompt size budget in characters (about 4 per token); feedback is trimmed to fit",
     )
     samples: int = Field(3, ge=0, description="llm: training problems shown in the prompt")
-    prompt_style: Literal["auto", "full", "compact", "code"] = Field(
+    prompt_style: Literal["auto", "full", "compact", "code", "item"] = Field(
         "auto",
         description="llm: full = the contract, base rewards' source and every result; compact = a short prompt with "
         "one worked example, answered as JSON; code = the compact prompt answered as ```python blocks, which the "
         "1.5B coder gets past the static check far more often than code inside JSON strings (docs/llm-local.md); "
-        "auto = code when proposer.serve runs the model, full otherwise",
+        "item = the model writes only a per-item `def f(text, gold) -> float` in ```python blocks and the "
+        "proposer wraps it into the batch reward (pairing each completion with its own answer), which small "
+        "models get wrong most often (docs/llm-local.md, 2026-12-03: it got 3 and 6 of 12-14 candidates accepted "
+        "by every check for the 0.5B and 1.5B, against 0 and 0 for code); auto = item when proposer.serve runs "
+        "the model, full otherwise",
     )
     template_dir: str | None = Field(
         None, description="llm: a directory whose system.j2 / user.j2 replace the shipped prompt templates"
@@ -224,22 +228,24 @@ class ProposerConfig(_Section):
     mutation_rate: float = Field(0.5, ge=0.0, le=1.0, description="evolve: share of children made by mutation")
 
     def resolved_style(self) -> str:
-        """`full`, `compact` or `code`: `auto` means code exactly when the run serves a (small, local) model."""
+        """`full`, `compact`, `code` or `item`: `auto` means item exactly when the run serves a (small, local)
+        model."""
         if self.prompt_style != "auto":
             return self.prompt_style
-        return "code" if self.serve != "off" else "full"
+        return "item" if self.serve != "off" else "full"
 
     def resolved_json_mode(self) -> str:
-        """The structured output asked for first: `auto` is off for the code style (its answer is ```python
-        blocks), schema otherwise."""
+        """The structured output asked for first: `auto` is off for the code and item styles (their answer is
+        ```python blocks), schema otherwise."""
         if self.json_mode != "auto":
             return self.json_mode
-        return "off" if self.resolved_style() == "code" else "schema"
+        return "off" if self.resolved_style() in ("code", "item") else "schema"
 
     @model_validator(mode="after")
     def _check_serve(self) -> ProposerConfig:
-        if self.resolved_style() == "code" and self.json_mode not in ("auto", "off"):
-            raise ValueError(f"json_mode={self.json_mode} forces a JSON answer, but prompt_style=code asks for "
+        style = self.resolved_style()
+        if style in ("code", "item") and self.json_mode not in ("auto", "off"):
+            raise ValueError(f"json_mode={self.json_mode} forces a JSON answer, but prompt_style={style} asks for "
                              "```python blocks: use json_mode=off (or auto), or prompt_style=compact")
         if self.serve == "off":
             return self

@@ -9,7 +9,10 @@ One round: render the prompt (`prompt.py`), ask for `min(batch_size, still wante
 same `RewardSpec.id`), and call again until the round has `n` candidates or `max_calls_per_round` calls were
 made. Later calls of a round see what the round already holds and what was wrong with the previous answer; a
 refill ask (`search.refills`: the loop replacing candidates rejected by the static check, the probes or
-de-duplication) starts with the rejections' one-line reasons as notes (`RoundContext.notes`), kept on every call.
+de-duplication) starts with the rejections' one-line reasons as notes (`RoundContext.notes`), kept on every call,
+then with what parsing dropped from the previous ask's answers (`answer_notes`: a copy of the prompt's example, a
+base reward's name, an item with no function, an answer with no candidates), read from the call records: an
+answer dropped whole at parse time leaves no rejected candidate, and would otherwise refill with no note.
 Behavioural duplicates (same scores on the probe pool, different code) are caught at check time, in the sandbox
 (`search/dedup.py`): finding them means running the code.
 
@@ -52,7 +55,7 @@ from typing import Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import ProposerError, RoundContext
-from rewardsearch.propose.parse import ParseResult, find_entrypoint, parse_answer
+from rewardsearch.propose.parse import ParseResult, parse_answer
 from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.store import Store
@@ -91,6 +94,9 @@ _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "grammar")
 _CHARS_PER_TOKEN = 4
 _DEFAULT_ANSWER_TOKENS = 4096  # assumed answer size for the budget when proposer.max_tokens is None
 _RAW_LIMIT = 200_000  # characters of a body kept in the store
+_EXAMPLE_COPY = "duplicate of the prompt's example"
+_MAX_ANSWER_NOTES = 5   # parse-time notes a refill ask carries from the previous ask, newest kept
+_NOTE_CHARS = 300       # characters of one such note
 
 
 @dataclass
@@ -186,12 +192,13 @@ class LLMProposer:
         self._jitter = random.Random()  # jitter only: it never touches what is proposed
 
     def shown_examples(self) -> list[RewardSpec]:
-        """The worked example of the compact and code prompts (none for the full prompt)."""
-        if not self.prompts.shown_ids:
+        """The worked example of the compact, code and item prompts as a candidate (for the item style: wrapped,
+        as a copy of it would be); none for the full prompt."""
+        shown = self.prompts.shown_candidate()
+        if shown is None:
             return []
-        entry, _ = find_entrypoint(self.prompts.example, None)
-        return [RewardSpec(name="prompt_example", source=self.prompts.example + "\n", entrypoint=entry,
-                           origin="prompt")]
+        source, entry = shown
+        return [RewardSpec(name="prompt_example", source=source, entrypoint=entry, origin="prompt")]
 
     # -- budget --------------------------------------------------------------------------------------------
 
@@ -254,7 +261,10 @@ class LLMProposer:
     def propose(self, ctx: RoundContext, n: int) -> list[RewardSpec]:
         out: list[RewardSpec] = []
         taken = set(ctx.existing_ids)
-        notes: list[str] = list(ctx.notes)  # a refill ask's rejections this round; then also what parsing found
+        # a refill ask's notes: the rejections of this round (the loop's), then what parsing dropped from the
+        # previous ask's answers (a copy of the example, a base reward's name, an answer with no candidates)
+        carried = [*ctx.notes, *self._previous_ask_notes(ctx)] if ctx.refill else list(ctx.notes)
+        notes: list[str] = list(carried)  # then also what parsing found in this ask's previous answer
         for call in range(self.cfg.max_calls_per_round):
             if len(out) >= n or self.exhausted:
                 break
@@ -274,8 +284,9 @@ class LLMProposer:
                 break
             if answer.meta.get("tokens_estimated") and not answer.prompt_tokens:
                 answer.prompt_tokens = prompt.chars // _CHARS_PER_TOKEN
-            parsed = parse_answer(answer.content)
+            parsed = parse_answer(answer.content, item=self.prompts.style == "item")
             specs, dropped = self._accept(parsed, ctx, taken, n - len(out), answer)
+            found = answer_notes(parsed, dropped, code_answers=self.prompts.code_answers)
             self._record(
                 round=ctx.round, call=call, attempt=answer.attempt, status="ok", request=request,
                 prompt_sha=_sha(prompt.messages), raw=answer.raw, content=answer.content,
@@ -283,14 +294,28 @@ class LLMProposer:
                 prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens,
                 latency_s=answer.latency_s, cost_usd=self._cost(answer.prompt_tokens, answer.completion_tokens),
                 meta={**answer.meta, "parse": parsed.how, "parse_error": parsed.error, "notes": answer.notes,
-                      "omitted": prompt.omitted, "prompt_chars": prompt.chars, "refill": ctx.refill},
+                      "omitted": prompt.omitted, "prompt_chars": prompt.chars, "refill": ctx.refill,
+                      "answer_notes": found},
             )
             out.extend(specs)
-            found = [d["reason"] for d in dropped if not d["reason"].startswith(("duplicate", "beyond"))]
-            notes = [*ctx.notes, *found]
-            if parsed.error:
-                notes.insert(len(ctx.notes), parsed.error)
+            notes = [*carried, *found]
         return out
+
+    def _previous_ask_notes(self, ctx: RoundContext) -> list[str]:
+        """`answer_notes` of the previous ask of this round (the first proposal or the previous refill), read from
+        the call records, so a refill whose earlier answer was dropped whole at parse time still says why."""
+        calls = self.store.proposer_calls(round=ctx.round, status="ok") if self.store is not None else [
+            c for c in self.calls if c.get("round") == ctx.round and c.get("status") == "ok"]
+        calls = [c for c in calls if (c.get("meta") or {}).get("refill") != ctx.refill]
+        if not calls:
+            return []
+        mark = (calls[-1].get("meta") or {}).get("refill")
+        found: list[str] = []
+        for c in calls:
+            meta = c.get("meta") or {}
+            if meta.get("refill") == mark:
+                found.extend(x for x in meta.get("answer_notes") or [] if x not in found)
+        return found[-_MAX_ANSWER_NOTES:]
 
     def _accept(
         self, parsed: ParseResult, ctx: RoundContext, taken: set[str], room: int, answer: Answer
@@ -303,7 +328,7 @@ class LLMProposer:
                 entrypoint=c.entrypoint, meta={"model": self.cfg.model, **answer.meta.get("spec_meta", {})},
             )
             if spec.id in self.prompts.shown_ids:
-                why = f"duplicate of the prompt's example {spec.id} (same normalized source)"
+                why = f"{_EXAMPLE_COPY} {spec.id} (same normalized source)"
                 dropped.append({"index": c.index, "name": c.name, "reason": why})
                 continue
             if spec.id in taken:
@@ -465,6 +490,24 @@ class LLMProposer:
             ct = ct if isinstance(ct, int) else len(content or "") // _CHARS_PER_TOKEN
             meta["tokens_estimated"] = True
         return Answer(content=content, raw=text, prompt_tokens=pt, completion_tokens=ct, notes=notes, meta=meta)
+
+
+def answer_notes(parsed: ParseResult, dropped: list[dict[str, Any]], code_answers: bool) -> list[str]:
+    """What the next ask is told about one answer, before any check ran: why items were dropped at parse time
+    (no function, a base reward's name, a copy of the prompt's example) and why nothing could be read. Not told:
+    a duplicate of a candidate the run holds (the model cannot know it) and items beyond those wanted. A code
+    answer read as ```python blocks is what the code styles ask for, not a problem."""
+    out: list[str] = []
+    if parsed.error and not (code_answers and parsed.how == "python blocks"):
+        out.append(parsed.error)
+    for d in dropped:
+        reason = d["reason"]
+        if reason.startswith(_EXAMPLE_COPY):
+            out.append(f"item {d['index']} was a copy of the prompt's example (the same code); write a new "
+                       "reward, not the example")
+        elif not reason.startswith(("duplicate", "beyond")):
+            out.append(reason)
+    return [r if len(r) <= _NOTE_CHARS else r[: _NOTE_CHARS - 3] + "..." for r in out]
 
 
 def _sha(messages: list[dict[str, str]]) -> str:

@@ -15,6 +15,11 @@ regex written without doubling) are doubled, the commonest way LLM-written code 
 
 Every item becomes a `Candidate` or a `Dropped` with its reason; one bad item never costs the good ones. Nothing
 here runs candidate code: `ast.parse` only reads it to find the function to call.
+
+`parse_answer(text, item=True)` (the `item` prompt style): an item's code is a per-item score function
+`f(text, gold) -> float`, and the candidate is `item.wrap_item`'s complete module around it (the model's code,
+imports it used without writing them, the batch wrapper as entrypoint); code that already defines a batch reward
+(a function taking `completions`) is taken as written.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import re
 import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from rewardsearch.propose.item import takes_completions, wrap_item
 
 # Base rewards are trained beside every candidate and TRL logs metrics per function name
 # (`rewards/{name}/mean`): a candidate with one of these names would make the curves ambiguous.
@@ -202,7 +209,12 @@ def _entrypoint(code: str, name: str | None) -> tuple[str | None, str | None, st
     return chosen.name, None, doc.splitlines()[0] if doc else ""
 
 
-def validate_item(index: int, item: Any) -> Candidate | Dropped:
+def _reserved_reason(label: str, entry: str) -> str:
+    return (f"{label}: function name {entry!r} is a base reward's (trained beside every candidate); choose another "
+            "name")
+
+
+def validate_item(index: int, item: Any, item_style: bool = False) -> Candidate | Dropped:
     if not isinstance(item, dict):
         return Dropped(index, None, f"item {index} is a {type(item).__name__}, not an object with name and code")
     raw_name = item.get("name")
@@ -212,12 +224,20 @@ def validate_item(index: int, item: Any) -> Candidate | Dropped:
     if not isinstance(code, str) or not code.strip():
         return Dropped(index, name, f"{label} has no 'code' string")
     code = _strip_fence(code)
-    entry, why, doc = _entrypoint(code, name)
-    if entry is None:
-        return Dropped(index, name, f"{label}: {why}")
+    if item_style and not takes_completions(code):
+        wrapped = wrap_item(code, name, avoid=RESERVED_NAMES)
+        if isinstance(wrapped, str):
+            return Dropped(index, name, f"{label}: {wrapped}")
+        if wrapped.function in RESERVED_NAMES:
+            return Dropped(index, name, _reserved_reason(label, wrapped.function))
+        # the candidate is the wrapper: its name is the function the run calls and TRL logs
+        code, entry, doc, name = wrapped.code, wrapped.entrypoint, wrapped.doc, wrapped.entrypoint
+    else:
+        entry, why, doc = _entrypoint(code, name)
+        if entry is None:
+            return Dropped(index, name, f"{label}: {why}")
     if entry in RESERVED_NAMES:
-        return Dropped(index, name, f"{label}: function name {entry!r} is a base reward's (trained beside every "
-                                    "candidate); choose another name")
+        return Dropped(index, name, _reserved_reason(label, entry))
     description = item.get("description")
     description = description.strip() if isinstance(description, str) else ""
     # a code-only answer (```python blocks) says what it rewards in the called function's docstring
@@ -227,13 +247,13 @@ def validate_item(index: int, item: Any) -> Candidate | Dropped:
     return Candidate(name=name or entry, code=code, description=description, entrypoint=entry, index=index)
 
 
-def parse_answer(text: str | None) -> ParseResult:
-    """Candidates and dropped items of one answer; see the module docstring."""
+def parse_answer(text: str | None, item: bool = False) -> ParseResult:
+    """Candidates and dropped items of one answer; see the module docstring (`item`: the item prompt style)."""
     if text is None or not text.strip():
         return ParseResult(how="nothing", error="empty answer")
     items, how, error = _find_items(text.strip())
     result = ParseResult(how=how, error=error)
-    for i, item in enumerate(items or []):
-        out = validate_item(i, item)
+    for i, value in enumerate(items or []):
+        out = validate_item(i, value, item_style=item)
         (result.candidates if isinstance(out, Candidate) else result.dropped).append(out)  # type: ignore[arg-type]
     return result

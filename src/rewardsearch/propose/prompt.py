@@ -12,11 +12,18 @@ itself (same normalized source) is dropped as a duplicate, so copying it never c
 `code` is compact answered as ```python blocks instead of JSON (slot `code_answers`): inside a JSON string,
 grammar-constrained, the models wrote code on one line, unbalanced or cut off (0.5B: 0 of 6 past the static
 check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md, idle 2-core CPU machine).
-`proposer.prompt_style=auto` picks code when the run serves its own model (`ProposerConfig.resolved_style`).
+`item` (`templates/item/`, falling back to compact, then full) asks only for a per-item
+`def <name>(text: str, gold: str) -> float` and shows a per-item example (`item/example.py`); the proposer wraps
+each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
+`answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
+with is the wrapped one (`shown_candidate`).
+`proposer.prompt_style=auto` picks item when the run serves its own model (`ProposerConfig.resolved_style`; measured
+on 2026-12-03: docs/llm-local.md).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
-  code style: answers are ```python blocks, not JSON; also in `user.j2`).
+  code and item styles: answers are ```python blocks, not JSON; also in `user.j2`), `item_answers` (`user.j2`:
+  the item style asks for scoring functions).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
@@ -164,11 +171,13 @@ class Prompt:
     omitted: list[str]
 
 
-def example_source() -> str:
-    """The worked example the compact prompt shows (a file, so that it is real code checked by the tests)."""
+def example_source(style: str = "compact", name: str = "example.py") -> str:
+    """The worked example the compact and code prompts show, or the item prompt's per-item one (`style="item"`);
+    files, so that they are real code checked by the tests. `name`: another file of that template folder."""
     from importlib import resources
 
-    return resources.files("rewardsearch.propose").joinpath("templates/compact/example.py").read_text()
+    folder = "item" if style == "item" else "compact"
+    return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/{name}").read_text()
 
 
 class PromptBuilder:
@@ -183,11 +192,15 @@ class PromptBuilder:
         self.cfg = cfg
         self.secrets = list(secrets)
         self.style = cfg.resolved_style()
-        self.example = example_source().strip()
-        self.shown_ids = {reward_id(self.example + "\n")} if self.style in ("compact", "code") else set()
+        self.code_answers = self.style in ("code", "item")  # answered as ```python blocks, not JSON
+        self.example = example_source(self.style).strip()
+        shown = self.shown_candidate()
+        self.shown_ids = {reward_id(shown[0])} if shown else set()
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
-        if self.style in ("compact", "code"):
+        if self.style in ("compact", "code", "item"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
+        if self.style == "item":
+            loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/item"))
         if cfg.template_dir:
             if not Path(cfg.template_dir).is_dir():
                 raise ProposerNotAvailable(
@@ -199,6 +212,31 @@ class PromptBuilder:
             loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True, autoescape=False,
         )
+
+    def shown_candidate(self) -> tuple[str, str | None] | None:
+        """(source, entrypoint) of the example as a candidate: what a verbatim copy of it becomes (for the item
+        style, its wrapped module); None for the full prompt, which shows no example."""
+        from rewardsearch.propose.item import wrap_item
+        from rewardsearch.propose.parse import find_entrypoint
+
+        if self.style not in ("compact", "code", "item"):
+            return None
+        if self.style == "item":
+            wrapped = wrap_item(self.example + "\n", avoid=RESERVED_NAMES)
+            if isinstance(wrapped, str):  # the shipped example is tested to wrap; a broken edit says so here
+                raise ProposerNotAvailable(f"the item prompt's example (templates/item/example.py): {wrapped}")
+            return wrapped.code, wrapped.entrypoint
+        return self.example + "\n", find_entrypoint(self.example, None)[0]
+
+    def _ideas(self, ctx: RoundContext, n: int, have: int) -> list[str]:
+        """The item style's one idea per function asked for (`templates/item/ideas.txt`), rotating with the round,
+        the refill and the candidates the round holds, so asks of a round differ; none for the other styles."""
+        if self.style != "item":
+            return []
+        ideas = [x.strip() for x in example_source("item", "ideas.txt").splitlines() if x.strip()]
+        refill = int(ctx.refill.rsplit("_", 1)[-1]) if ctx.refill and ctx.refill[-1].isdigit() else 0
+        start = 3 * ctx.round + 2 * refill + have
+        return [ideas[(start + i) % len(ideas)] for i in range(n)]
 
     def _clean(self, text: str | None) -> str:
         return redact(text or "", self.secrets)
@@ -269,7 +307,7 @@ class PromptBuilder:
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
             base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES), example=self.example,
-            code_answers=self.style == "code",
+            code_answers=self.code_answers,
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None
@@ -280,7 +318,8 @@ class PromptBuilder:
                         "shift": describe_shift(base.get("shift"))}
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
-            "code_answers": self.style == "code",
+            "code_answers": self.code_answers, "item_answers": self.style == "item",
+            "ideas": self._ideas(ctx, n, len(this_round or [])),
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
                            for s in this_round or []],
             "notes": [self._clean(x) for x in notes or []],

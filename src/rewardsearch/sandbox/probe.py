@@ -28,8 +28,8 @@ fresh second worker, once shuffled, in batches of 8, one probe at a time (the fi
 Rejections (`ok=False`, stage "load" or "probe", with the reason): the code does not load; a call fails
 (error, timeout, crash, bad result); the same batch scores differently twice (nondeterminism) or in a
 second worker (hash-seed or address dependence); a shuffled batch does not give the correspondingly shuffled
-scores (index dependence); every score in the pool is equal or None ("constant reward gives GRPO no
-signal"); the p99 call latency exceeds `cfg.latency_budget_ms`.
+scores (index dependence; the reason names the usual fix, `INDEX_DEPENDENCE_FIX`); every score in the
+pool is equal or None ("constant reward gives GRPO no signal"); the p99 call latency exceeds `cfg.latency_budget_ms`.
 
 Flags (kept with the candidate, shown in ranking, feedback and report; they never reject by themselves),
 each raised when it holds for at least one sample:
@@ -62,6 +62,12 @@ from rewardsearch.config import SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.sandbox.runner import SandboxedReward
 from rewardsearch.tasks.answers import TAGS, AnswerFormat
+
+# The usual cause of an index-dependence rejection of LLM-written rewards (docs/llm-local.md): a loop over
+# `completions` that compares with `str(answer)`, the list of every gold answer, or with `answer[0]`. The reason
+# names the fix, since a refill ask passes the reason back to the proposer.
+INDEX_DEPENDENCE_FIX = ("score each completion against its own answer: `for completion, gold in zip(completions, "
+                        "answer):`, not the whole `answer` list or one item of it")
 
 PROBE_KINDS = (
     "correct", "wrong", "empty", "garbage", "unformatted", "missing_close", "doubled_tags", "unicode_digits",
@@ -337,7 +343,7 @@ def dry_run(
         if not _same(shuffled[pos], full[j]):
             reason = (
                 f"index dependence: probe {j} ({pool[j].kind}) scored {full[j]} in order but {shuffled[pos]} "
-                f"at position {pos} of a shuffled batch"
+                f"at position {pos} of a shuffled batch; {INDEX_DEPENDENCE_FIX}"
             )
             return CheckResult("probe", False, reason, details=details)
     present = {s for s in full if s is not None}

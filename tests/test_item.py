@@ -1,0 +1,254 @@
+"""The `item` prompt style: the model writes a per-item `f(text, gold) -> float`, the proposer wraps it into the
+batch reward, and every check sees the complete wrapped module.
+
+    python -m pytest tests/test_item.py -q
+
+Real components: the static check, the subprocess sandbox and its probe suite, the `llm` proposer over HTTP
+against the scripted server on 127.0.0.1 (`llm_server.FakeLLM`), the search loop's proposal step with its refills
+and the run store's funnel. Also here: the probes' index-dependence reason naming its fix, and a refill ask
+carrying the previous ask's parse-time drops.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from rewardsearch.config import Config, ProposerConfig, SandboxConfig, TaskConfig
+from rewardsearch.propose.base import make_proposer
+from rewardsearch.propose.item import wrap_item
+from rewardsearch.propose.parse import RESERVED_NAMES, parse_answer
+from rewardsearch.propose.prompt import PromptBuilder, example_source
+from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.sandbox import check_reward
+from rewardsearch.sandbox.probe import INDEX_DEPENDENCE_FIX
+from rewardsearch.sandbox.static import static_check
+from rewardsearch.search.funnel import round_funnel
+from rewardsearch.store import Store
+from rewardsearch.tasks import load_task
+
+sys.path.insert(0, str(Path(__file__).parent))
+from llm_server import FakeLLM, ok  # noqa: E402
+
+TASK = load_task(TaskConfig(), 0)
+SAMPLES = [(p.question, p.answer) for p in TASK.split("train")[:8]]
+
+# What a small model writes: a module-level import, a helper, a constant, a name of its own, a call left at the
+# bottom; the helper takes two arguments too, but it is called by the score function, so it is not the score.
+STEPS = '''import re
+
+OPS = re.compile(r"\\d+\\s*[-+*/]\\s*\\d+")
+
+
+def count_steps(text, limit):
+    return min(limit, len(OPS.findall(text[:20000])))
+
+
+def shows_steps(text: str, gold: str) -> float:
+    """Credit for calculation steps, and for the correct number in the solution tags."""
+    blocks = re.findall(r"<solution>(.*?)</solution>", text[:20000], re.DOTALL)
+    right = len(blocks) == 1 and blocks[0].strip() == gold.strip()
+    return 0.1 * count_steps(text, 5) + (1.0 if right else 0.0)
+
+
+print(shows_steps("<solution>3</solution> 1 + 2", "3"))
+'''
+# `math` used but never imported (a frequent NameError of the 0.5B): the wrapper imports it
+NO_IMPORT = '''def short_and_right(text: str, gold: str) -> float:
+    """Shorter answers score higher; the correct number in the tags doubles the score."""
+    right = ("<solution>" + gold.strip() + "</solution>") in text
+    return math.exp(-len(text) / 2000.0) * (2.0 if right else 1.0)
+'''
+
+
+def _checks(code: str, entry: str):
+    spec = RewardSpec(name=entry, source=code, entrypoint=entry)
+    return check_reward(spec, SandboxConfig(allow_weak=True), SAMPLES, fmt=TASK.answer_format)
+
+
+def _item_cfg(**kw) -> ProposerConfig:
+    return ProposerConfig(prompt_style="item", **kw)
+
+
+# --- the prompt and its example --------------------------------------------------------------------------------
+
+
+def test_the_item_example_wrapped_passes_every_check_the_candidates_face() -> None:
+    """The per-item example, as the run sees it (wrapped), is a valid, non-constant, unflagged reward."""
+    source, entry = PromptBuilder(_item_cfg()).shown_candidate()
+    assert source.startswith(example_source("item").strip())  # the model's code comes first, line for line
+    assert f"def {entry}(prompts, completions, answer, **kwargs):" in source
+    assert "for completion, gold in zip(completions, answer):" in source
+    results = _checks(source, entry)
+    assert [r.stage for r in results] == ["static", "probe"]
+    assert all(r.ok for r in results), [r.reason for r in results]
+    assert not results[-1].flags
+
+
+def test_the_item_prompt_asks_for_a_per_item_function_in_python_blocks() -> None:
+    from rewardsearch.propose.base import RoundContext
+
+    ctx = RoundContext(round=1, seed=0, task_card=TASK.card(), samples=TASK.split("train")[:3])
+    notes = ["your previous candidate x was rejected: probe: boom; fix it"]
+    system, user = (m["content"] for m in PromptBuilder(_item_cfg()).build(ctx, 2, notes=notes).messages)
+    assert "def <name>(text: str, gold: str) -> float:" in system
+    assert "def close_answer(text: str, gold: str) -> float:" in system  # the example, per item
+    assert "completions" not in system and "JSON" not in system  # no batch contract to get wrong
+    assert all(name in system for name in RESERVED_NAMES)  # the base rewards, by name only
+    assert "- your previous candidate x was rejected: probe: boom; fix it" in user
+    asked = user.split("Write 2 new, different scoring functions, each in its own ```python block:\n", 1)[1]
+    ideas = [line.split(". one that ", 1)[1] for line in asked.strip().splitlines()]
+    assert len(ideas) == 2 and ideas[0] != ideas[1]
+    assert all(idea in example_source("item", "ideas.txt") for idea in ideas)
+    # a refill ask of the round, and the next round, ask for other ideas
+    refill = PromptBuilder(_item_cfg()).build(RoundContext(**{**ctx.__dict__, "refill": "refill_1_1"}), 2)
+    assert not any(idea in refill.messages[1]["content"] for idea in ideas)
+
+
+def test_the_item_style_answers_code_and_refuses_a_json_mode() -> None:
+    assert _item_cfg().resolved_json_mode() == "off"
+    with pytest.raises(ValueError, match="json_mode=grammar forces a JSON answer, but prompt_style=item"):
+        ProposerConfig(prompt_style="item", json_mode="grammar")
+
+
+# --- parsing and wrapping -----------------------------------------------------------------------------------------
+
+
+def test_a_per_item_answer_becomes_a_self_contained_batch_reward_that_passes_the_checks() -> None:
+    res = parse_answer(f"Here it is:\n```python\n{STEPS}```\n```python\n{NO_IMPORT}```", item=True)
+    assert res.how == "python blocks" and not res.dropped
+    steps, short = res.candidates
+    assert (steps.name, steps.entrypoint) == ("shows_steps_reward", "shows_steps_reward")
+    assert steps.description == "Credit for calculation steps, and for the correct number in the solution tags."
+    assert "float(shows_steps(str(text), str(gold)))" in steps.code  # the score function, not its helper
+    assert "print(" not in steps.code  # import-time-only statements are removed ...
+    assert steps.code.splitlines()[:13] == STEPS.splitlines()[:13]  # ... and the model's lines keep their numbers
+    assert "\nimport math\n" in short.code and short.entrypoint == "short_and_right_reward"
+    for c in (steps, short):
+        results = _checks(c.code, c.entrypoint)
+        assert all(r.ok for r in results), (c.name, [r.reason for r in results])
+
+
+def test_the_wrapper_catches_nothing_a_broken_score_function_is_rejected() -> None:
+    # an unchecked blocks[0]: IndexError on an answer without tags, as in a batch reward
+    broken = ('def first_block(text, gold):\n    import re\n'
+              '    block = re.findall(r"<solution>(.*?)</solution>", text)[0]\n'
+              '    return 1.0 if block.strip() == gold.strip() else 0.0\n')
+    (c,) = parse_answer(f"```python\n{broken}```", item=True).candidates
+    probe = _checks(c.code, c.entrypoint)[-1]
+    assert not probe.ok and "IndexError" in probe.reason
+    # a score that is None fails float() in the wrapper: a failed call, not a silent 0
+    (c,) = parse_answer("```python\ndef nothing(text, gold):\n    return None\n```", item=True).candidates
+    probe = _checks(c.code, c.entrypoint)[-1]
+    assert not probe.ok and "TypeError" in probe.reason
+
+
+def test_code_that_does_not_parse_is_rejected_by_the_static_check_at_the_model_s_line() -> None:
+    code = "def half(text, gold):\n    x = (1 +\n    return x\n"
+    (c,) = parse_answer(f"```python\n{code}```", item=True).candidates
+    assert c.code.startswith(code) and c.entrypoint == "half_reward"
+    result = static_check(c.code, c.entrypoint)
+    assert not result.ok and result.rule == "syntax"
+    assert result.reason == static_check(code, "half").reason == "line 2: syntax error: '(' was never closed"
+
+
+def test_what_cannot_be_a_score_function_is_dropped_with_a_reason() -> None:
+    answer = ("```python\ndef one_arg(text):\n    return 1.0\n```\n"
+              "```python\ndef answer_reward(text, gold):\n    return 1.0\n```\n")
+    res = parse_answer(answer, item=True)
+    assert not res.candidates
+    assert res.dropped[0].reason == ("item 0: no score function `def <name>(text: str, gold: str) -> float` "
+                                     "(the code defines one_arg(text))")
+    assert "is a base reward's" in res.dropped[1].reason
+    # a wrapper name is never a base reward's: `answer` would wrap as `answer_reward`
+    wrapped = wrap_item("def answer(text, gold):\n    return 1.0\n", avoid=RESERVED_NAMES)
+    assert wrapped.entrypoint == "answer_batch"
+
+
+def test_an_answer_in_the_batch_contract_is_taken_as_written() -> None:
+    batch = example_source()  # the compact example: a batch reward
+    (c,) = parse_answer(f"```python\n{batch}```", item=True).candidates
+    assert c.code == batch and c.entrypoint == "close_answer_in_solution"
+
+
+# --- through the proposer and the loop -----------------------------------------------------------------------------
+
+
+def _search(run_dir: Path, url: str, refills: int, style: str = "item"):
+    from rewardsearch.search.loop import Search
+
+    cfg = Config.model_validate({
+        "proposer": {"name": "llm", "base_url": url, "model": "fake-model", "timeout_s": 10.0, "backoff_s": 0.05,
+                     "prompt_style": style, "max_calls_per_round": 1},
+        "search": {"candidates_per_round": 1, "refills": refills},
+    })
+    store = Store.in_dir(run_dir)
+    s = Search(run_dir, cfg, store)
+    s.task = TASK
+    s.proposer = make_proposer(cfg.proposer, store=store)
+    return s, store
+
+
+def test_a_copy_of_the_example_is_dropped_and_the_refill_ask_says_so(tmp_path: Path) -> None:
+    copy = f"```python\n{example_source('item')}```"
+    with FakeLLM([ok(copy), ok(f"```python\n{NO_IMPORT}```")]) as llm:
+        search, store = _search(tmp_path, llm.url, refills=2)
+        search.propose_and_check(1)
+        prompts = llm.prompts()
+    assert len(prompts) == 2
+    note = "item 0 was a copy of the prompt's example (the same code); write a new reward, not the example"
+    assert note not in prompts[0] and f"- {note}" in prompts[1]
+    (cand,) = store.candidates(round=1)
+    assert cand["state"] == "accepted" and cand["name"] == "short_and_right_reward"
+    assert cand["source"].startswith(NO_IMPORT)  # the stored source is the whole wrapped module
+    assert "def short_and_right_reward(prompts, completions, answer, **kwargs):" in cand["source"]
+    (row,) = round_funnel(store)
+    assert (row["proposed"], row["candidates"], row["passed_probes"], row["refills"]) == (2, 1, 1, 1)
+
+
+def test_a_refill_after_an_unreadable_answer_carries_why(tmp_path: Path) -> None:
+    # code style: the first answer holds no code at all, so nothing was rejected, yet the refill says why
+    with FakeLLM([ok("I would reward the correct answer."), ok(f"```python\n{example_source()}```")]) as llm:
+        search, store = _search(tmp_path, llm.url, refills=1, style="code")
+        search.propose_and_check(1)
+        prompts = llm.prompts()
+    assert len(prompts) == 2 and "Problems with your previous answer" not in prompts[0]
+    assert "- no candidates found: the answer is not JSON" in prompts[1]
+    calls = store.proposer_calls(status="ok")
+    assert calls[0]["meta"]["answer_notes"][0].startswith("no candidates found")
+    # a code answer read as python blocks is what the style asked for: no note about JSON
+    assert calls[1]["meta"]["answer_notes"] == ["item 0 was a copy of the prompt's example (the same code); "
+                                                "write a new reward, not the example"]
+
+
+def test_an_index_dependence_rejection_names_the_fix_and_the_refill_note_keeps_it() -> None:
+    from rewardsearch.search.loop import rejection_note
+
+    first_answer = '''import re
+
+
+def matches_first_answer(prompts, completions, answer, **kwargs):
+    scores = []
+    for completion in completions:
+        text = completion[-1]["content"] if not isinstance(completion, str) else completion
+        blocks = re.findall(r"<solution>(.*?)</solution>", text)
+        scores.append(1.0 if len(blocks) == 1 and blocks[0].strip() == str(answer[0]).strip() else 0.0)
+    return scores
+'''
+    probe = _checks(first_answer, "matches_first_answer")[-1]
+    assert not probe.ok and probe.reason.startswith("index dependence")
+    assert probe.reason.endswith(INDEX_DEPENDENCE_FIX)
+    note = rejection_note({"name": "matches_first_answer", "reason": f"probe: {probe.reason}"})
+    assert "`for completion, gold in zip(completions, answer):`" in note and note.endswith("; fix it")
+
+
+def test_a_renamed_copy_of_the_example_is_rejected_as_a_behavioural_duplicate(tmp_path: Path) -> None:
+    renamed = example_source("item").replace("def close_answer(", "def near_answer(")
+    with FakeLLM([ok(f"```python\n{renamed}```")]) as llm:
+        search, store = _search(tmp_path, llm.url, refills=0)
+        search.propose_and_check(1)
+    (cand,) = store.candidates(round=1)
+    assert cand["name"] == "near_answer_reward" and cand["state"] == "rejected"
+    assert cand["reason"].startswith("dedup: duplicate of the prompt's example: same scores on all")
