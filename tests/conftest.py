@@ -18,6 +18,15 @@ import pytest
 EXTRAS = {"math_verify": "math", "ray": "ray"}
 
 
+def sigint_default() -> None:
+    """`preexec_fn` for a child a test interrupts with SIGINT: a job started in the background by a
+    non-interactive shell (`pytest ... &`) inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored,
+    so the child would never see the Ctrl-C the test sends."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def requires(module: str) -> pytest.MarkDecorator:
     """Skip marker for a test that needs the optional `module` (one of `EXTRAS`)."""
     return pytest.mark.skipif(

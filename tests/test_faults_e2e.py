@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sigint_default
 from test_e2e import _overrides
 
 from rewardsearch.store import Store
@@ -133,7 +134,8 @@ def _trial_processes(run_dir: Path) -> list[int]:
 def test_sigint_stops_cleanly_with_no_trial_left(tmp_path: Path, tiny_model_dir: Path) -> None:
     run_dir = tmp_path / "run"
     driver = subprocess.Popen([*CLI, "run", "--preset", "smoke", "--out", str(run_dir), *_tiny(tiny_model_dir)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+                              preexec_fn=sigint_default)
     deadline = time.time() + 600
     while time.time() < deadline:
         time.sleep(0.5)

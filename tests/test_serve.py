@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import sigint_default
 
 from rewardsearch import models
 from rewardsearch.config import ProposerConfig
@@ -122,7 +123,7 @@ with s:
 def _child(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     code = _CHILD.format(tests=str(HERE), script=str(HERE / "llm_server.py"))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")})
+                            env={**os.environ, "PYTHONPATH": str(HERE.parent / "src")}, preexec_fn=sigint_default)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.strip().isdigit(), line
