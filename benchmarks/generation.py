@@ -43,7 +43,7 @@ def _profile(model, tok, texts: list[str], steps: int) -> str:
     from rewardsearch.evaluate.decoder import FastDecoder
     from rewardsearch.evaluate.generate import eos_token_ids
 
-    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
     dec = FastDecoder(model, use_graphs=False, check_every=10**6)
     eos, pad = eos_token_ids(model, tok), tok.pad_token_id
     dec.generate(ids, 3, eos, pad, prompt_bucket=1)   # warm-up: allocations, cuBLAS handles

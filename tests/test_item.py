@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardsearch.config import Config, ProposerConfig, SandboxConfig, TaskConfig
-from rewardsearch.propose.base import make_proposer
+from rewardsearch.config import ProposerConfig, SandboxConfig, TaskConfig
 from rewardsearch.propose.item import wrap_item
 from rewardsearch.propose.parse import RESERVED_NAMES, parse_answer
 from rewardsearch.propose.prompt import PromptBuilder, example_source
@@ -26,11 +25,11 @@ from rewardsearch.sandbox import check_reward
 from rewardsearch.sandbox.probe import INDEX_DEPENDENCE_FIX
 from rewardsearch.sandbox.static import static_check
 from rewardsearch.search.funnel import round_funnel
-from rewardsearch.store import Store
 from rewardsearch.tasks import load_task
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llm_server import FakeLLM, ok  # noqa: E402
+from test_refill import _search as refill_search  # noqa: E402
 
 TASK = load_task(TaskConfig(), 0)
 SAMPLES = [(p.question, p.answer) for p in TASK.split("train")[:8]]
@@ -177,18 +176,7 @@ def test_an_answer_in_the_batch_contract_is_taken_as_written() -> None:
 
 
 def _search(run_dir: Path, url: str, refills: int, style: str = "item"):
-    from rewardsearch.search.loop import Search
-
-    cfg = Config.model_validate({
-        "proposer": {"name": "llm", "base_url": url, "model": "fake-model", "timeout_s": 10.0, "backoff_s": 0.05,
-                     "prompt_style": style, "max_calls_per_round": 1},
-        "search": {"candidates_per_round": 1, "refills": refills},
-    })
-    store = Store.in_dir(run_dir)
-    s = Search(run_dir, cfg, store)
-    s.task = TASK
-    s.proposer = make_proposer(cfg.proposer, store=store)
-    return s, store
+    return refill_search(run_dir, url, refills, prompt_style=style, max_calls_per_round=1)
 
 
 def test_a_copy_of_the_example_is_dropped_and_the_refill_ask_says_so(tmp_path: Path) -> None:

@@ -65,11 +65,13 @@ def _script(*items: dict) -> list:
     return [ok("```json\n" + answer_json([item]) + "\n```") for item in items]
 
 
-def _search(run_dir: Path, url: str, refills: int):
+def _search(run_dir: Path, url: str, refills: int, **proposer):
+    """A search of one candidate a round against the fake server; `proposer`: more proposer settings."""
     from rewardsearch.search.loop import Search
 
     cfg = Config.model_validate({
-        "proposer": {"name": "llm", "base_url": url, "model": "fake-model", "timeout_s": 10.0, "backoff_s": 0.05},
+        "proposer": {"name": "llm", "base_url": url, "model": "fake-model", "timeout_s": 10.0, "backoff_s": 0.05,
+                     **proposer},
         "search": {"candidates_per_round": 1, "refills": refills},
     })
     store = Store.in_dir(run_dir)
