@@ -37,6 +37,16 @@ class HistoryEntry:
     shift: dict[str, Any] = field(default_factory=dict)      # base model -> trained, training trend (`search/hacking.py`)
 
 
+MAX_NOTES = 5      # notes of one kind a refill ask carries (the round's rejections; the last ask's parse drops)
+NOTE_CHARS = 300   # characters of one note's reason
+
+
+def clip_note(text: str) -> str:
+    """One note's text on one line, at most NOTE_CHARS characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= NOTE_CHARS else text[: NOTE_CHARS - 3] + "..."
+
+
 @dataclass
 class RoundContext:
     """Everything a proposer needs for one round; `history` is ranked best-first (empty in `random` mode)."""

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewardsearch.config import ProposerConfig
-from rewardsearch.propose.base import ProposerError, RoundContext
+from rewardsearch.propose.base import MAX_NOTES, ProposerError, RoundContext, clip_note
 from rewardsearch.propose.parse import ParseResult, parse_answer
 from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact
 from rewardsearch.rewards.spec import RewardSpec
@@ -95,8 +95,6 @@ _CHARS_PER_TOKEN = 4
 _DEFAULT_ANSWER_TOKENS = 4096  # assumed answer size for the budget when proposer.max_tokens is None
 _RAW_LIMIT = 200_000  # characters of a body kept in the store
 _EXAMPLE_COPY = "duplicate of the prompt's example"
-_MAX_ANSWER_NOTES = 5   # parse-time notes a refill ask carries from the previous ask, newest kept
-_NOTE_CHARS = 300       # characters of one such note
 
 
 @dataclass
@@ -315,7 +313,7 @@ class LLMProposer:
             meta = c.get("meta") or {}
             if meta.get("refill") == mark:
                 found.extend(x for x in meta.get("answer_notes") or [] if x not in found)
-        return found[-_MAX_ANSWER_NOTES:]
+        return found[-MAX_NOTES:]
 
     def _accept(
         self, parsed: ParseResult, ctx: RoundContext, taken: set[str], room: int, answer: Answer
@@ -507,7 +505,7 @@ def answer_notes(parsed: ParseResult, dropped: list[dict[str, Any]], code_answer
                        "reward, not the example")
         elif not reason.startswith(("duplicate", "beyond")):
             out.append(reason)
-    return [r if len(r) <= _NOTE_CHARS else r[: _NOTE_CHARS - 3] + "..." for r in out]
+    return [clip_note(r) for r in out]
 
 
 def _sha(messages: list[dict[str, str]]) -> str:

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from rewardsearch.config import Config
 from rewardsearch.execute.base import Attempt, Executor, Job, TrialResult, make_executor
-from rewardsearch.propose.base import ProposerError, RoundContext, make_proposer
+from rewardsearch.propose.base import MAX_NOTES, ProposerError, RoundContext, clip_note, make_proposer
 from rewardsearch.screen import outputs
 from rewardsearch.screen.halving import DROPPED, FAILED, FINAL, PROMOTED
 from rewardsearch.screen.trial import TrialSpec
@@ -72,8 +72,6 @@ def run_lock(run_dir: Path):
 # the stages whose rejections a refill replaces (`Search._refill`); a prescreen rejection is a judgement of a
 # working reward on the policy's own rollouts, not a bug to fix, and is not replaced
 _REFILL_STAGES = ("static:", "probe:", "dedup:")
-_MAX_NOTES = 5          # rejection notes in one refill ask, newest kept
-_NOTE_CHARS = 300       # characters of one rejection reason in a note
 
 
 def refillable(reason: str | None) -> bool:
@@ -83,9 +81,7 @@ def refillable(reason: str | None) -> bool:
 
 def rejection_note(c: dict[str, Any]) -> str:
     """The one-line note a refill ask carries for a rejected candidate."""
-    reason = " ".join((c["reason"] or "no reason recorded").split())
-    if len(reason) > _NOTE_CHARS:
-        reason = reason[: _NOTE_CHARS - 3] + "..."
+    reason = clip_note(c["reason"] or "no reason recorded")
     fix = "write a different one" if reason.startswith("dedup:") else "fix it"
     return f"your previous candidate {c['name']} was rejected: {reason}; {fix}"
 
@@ -292,7 +288,7 @@ class Search:
             if not store.get_meta(mark):
                 if before_call:
                     before_call()
-                self._propose(r, want=short, mark=mark, notes=[rejection_note(c) for c in lost][-_MAX_NOTES:])
+                self._propose(r, want=short, mark=mark, notes=[rejection_note(c) for c in lost][-MAX_NOTES:])
             self._check_proposed(r)
 
     def _check_proposed(self, r: int) -> None:
