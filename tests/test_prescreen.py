@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rewardsearch.config import Config, PrescreenConfig, SandboxConfig
 from rewardsearch.rewards.spec import RewardSpec
-from rewardsearch.screen.prescreen import POOL_FILE, PoolSpec, prescreen_check
+from rewardsearch.screen.prescreen import POOL_FILE, WOULD_REJECT, PoolSpec, prescreen_check
 
 _LAST = '''
 import re
@@ -60,9 +60,10 @@ def _pool() -> dict:
     return {"groups": groups}
 
 
-def _check(name: str, pool: dict | None = None):
+def _check(name: str, pool: dict | None = None, reject: bool = True):
     spec = RewardSpec(name=name, source=REWARDS[name], entrypoint=name)
-    return prescreen_check(spec, pool or _pool(), PrescreenConfig(enabled=True), SandboxConfig(call_timeout_s=5))
+    return prescreen_check(spec, pool or _pool(), PrescreenConfig(enabled=True, reject=reject),
+                           SandboxConfig(call_timeout_s=5))
 
 
 def test_a_reward_with_no_spread_is_rejected() -> None:
@@ -75,6 +76,16 @@ def test_a_reward_that_pays_wrong_answers_is_rejected() -> None:
     res = _check("wrong_answer")
     assert not res.ok and res.reason.startswith("ranks wrong completions above right ones: mean within-group AUC 0.00")
     assert res.details["groups_wrong_above_right"] == 20 and res.details["p_wrong_above_right"] < 1e-5
+
+
+def test_record_only_keeps_the_verdict_and_lets_the_candidate_train() -> None:
+    # prescreen.reject=false: the same verdict, recorded (flag + reason in the details), not applied
+    applied, recorded = _check("wrong_answer"), _check("wrong_answer", reject=False)
+    assert not applied.ok and recorded.ok and recorded.reason is None
+    assert recorded.flags == [WOULD_REJECT] and recorded.details["would_reject"] == applied.reason
+    assert recorded.details["mean_auc"] == applied.details["mean_auc"] == 0.0
+    kept = _check("right_answer", reject=False)
+    assert kept.ok and kept.flags == [] and "would_reject" not in kept.details
 
 
 def test_useful_and_neutral_rewards_pass() -> None:

@@ -432,6 +432,10 @@ class PrescreenConfig(_Section):
     get no signal from it or it ranks wrong completions above right ones."""
 
     enabled: bool = Field(False, description="run the pre-screen (the gpu preset turns it on)")
+    reject: bool = Field(
+        True, description="reject on the verdict; false = record it (flag prescreen_would_reject, the reason in the "
+        "check's details) and train the candidate anyway: to audit the pre-screen against full training",
+    )
     prompts: int = Field(64, ge=2, description="train prompts in the pool (the first N of the train split)")
     samples: int = Field(8, ge=2, description="completions sampled per prompt (one GRPO-like group)")
     max_new_tokens: int | None = Field(

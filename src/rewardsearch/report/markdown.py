@@ -98,6 +98,10 @@ def screening_markdown(status: dict[str, Any], screening: dict[str, Any]) -> str
                      f"groups with right and wrong); {p['checked']} candidates scored, {len(p['rejected'])} rejected; "
                      f"estimated trial time saved {saved} (rejected x mean candidate trial).")
         lines += [f"- `{x['name']}`: {x['reason']}" for x in p["rejected"]]
+        if p.get("would_reject"):
+            lines.append(f"{len(p['would_reject'])} more would have been rejected (`prescreen.reject=false`: recorded, "
+                         "trained anyway):")
+            lines += [f"- `{x['name']}`: {x['reason']}" for x in p["would_reject"]]
     return "\n".join(lines) + "\n"
 
 

@@ -325,6 +325,8 @@ def _screening(store: Store, cfg: Config) -> dict[str, Any]:
         b["decisions"][x.decision or "pending"] = b["decisions"].get(x.decision or "pending", 0) + 1
     checks = [(c, ch) for c in store.candidates() for ch in store.checks(c["id"]) if ch["stage"] == "prescreen"]
     rejected = [{"name": c["name"], "reason": ch["reason"], "stats": ch["details"]} for c, ch in checks if not ch["ok"]]
+    would = [{"name": c["name"], "reason": ch["details"].get("would_reject"), "stats": ch["details"]}
+             for c, ch in checks if ch["ok"] and ch["details"].get("would_reject")]
     per_trial = [t.metrics.get("job_wall_s") or 0.0 for t in cands]
     mean_trial = sum(per_trial) / len(per_trial) if per_trial else None
     return {
@@ -335,7 +337,8 @@ def _screening(store: Store, cfg: Config) -> dict[str, Any]:
         "early_stopped": [t.id for t in cands if (t.reason or "").startswith("early stop")],
         "prescreen": {
             "enabled": cfg.prescreen.enabled, "pool": store.get_meta("prescreen_pool"), "checked": len(checks),
-            "rejected": rejected, "mean_candidate_trial_s": mean_trial,
+            "reject": cfg.prescreen.reject, "rejected": rejected, "would_reject": would,
+            "mean_candidate_trial_s": mean_trial,
             "est_saved_s": len(rejected) * mean_trial if mean_trial is not None else None,
         },
     }

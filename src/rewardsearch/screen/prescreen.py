@@ -182,8 +182,25 @@ def score_on_pool(spec: Any, pool: dict[str, Any], scfg: SandboxConfig) -> tuple
     return out, None
 
 
+WOULD_REJECT = "prescreen_would_reject"   # the flag of a verdict recorded but not applied (prescreen.reject=false)
+
+
 def prescreen_check(spec: Any, pool: dict[str, Any], pcfg: PrescreenConfig, scfg: SandboxConfig) -> Any:
-    """The `prescreen` CheckResult of one candidate on the pool: ok, or rejected with the reason and statistics."""
+    """The `prescreen` CheckResult of one candidate on the pool: ok, or rejected with the reason and statistics.
+
+    With `prescreen.reject=false` a rejection is recorded, not applied: the result is ok, flagged `WOULD_REJECT`,
+    with the reason in `details["would_reject"]`, so the candidate trains and the verdict can be checked against it.
+    """
+    from rewardsearch.sandbox import CheckResult
+
+    res = _verdict(spec, pool, pcfg, scfg)
+    if res.ok or pcfg.reject:
+        return res
+    return CheckResult("prescreen", True, None, flags=[WOULD_REJECT],
+                       details={**res.details, "would_reject": res.reason})
+
+
+def _verdict(spec: Any, pool: dict[str, Any], pcfg: PrescreenConfig, scfg: SandboxConfig) -> Any:
     from rewardsearch.sandbox import CheckResult
 
     t0 = time.time()
