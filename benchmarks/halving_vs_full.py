@@ -43,6 +43,21 @@ def _search_seconds(res: dict[str, Any]) -> float:
     return sum((cost["by_kind"].get(k) or {}).get("job_s", 0.0) for k in SEARCH_KINDS) + (pool.get("job_wall_s") or 0.0)
 
 
+def found_in(f_ranked: list[dict[str, Any]], h_top: list[str], k: int) -> dict[str, Any]:
+    """How many of the halving top k (ids) are the full budget's top k (`f_ranked`, best first), counting a miss
+    whose full-budget dev accuracy is within one binomial standard error of the full run's k-th place as found."""
+    f_top = [r["id"] for r in f_ranked[:k]]
+    f_acc = {r["id"]: r["dev"]["accuracy"] for r in f_ranked}
+    kth = f_ranked[k - 1]["dev"] if len(f_ranked) >= k else None
+    se = math.sqrt(kth["accuracy"] * (1 - kth["accuracy"]) / kth["n"]) if kth and kth["n"] else None
+    cutoff = kth["accuracy"] - se if kth and se is not None else None
+    exact = [c for c in h_top if c in f_top]
+    near = [c for c in h_top if c not in f_top and cutoff is not None and f_acc.get(c, -1.0) >= cutoff]
+    return {"found": len(exact) + len(near), "found_exact": len(exact), "found_within_se": near,
+            "kth_place": {"dev": kth["accuracy"] if kth else None, "n": kth["n"] if kth else None, "se": se,
+                          "cutoff": cutoff}}
+
+
 def compare(halving: dict[str, Any], full: dict[str, Any], k: int = 5) -> dict[str, Any]:
     """The comparison of two `build_results` records (see the module docstring)."""
     h_rows, f_rows = halving["status"]["candidates"], full["status"]["candidates"]
@@ -52,14 +67,7 @@ def compare(halving: dict[str, Any], full: dict[str, Any], k: int = 5) -> dict[s
     f_top = [r["id"] for r in f_ranked[:k]]
     h_top = [r["id"] for r in _evaluated(h_rows)[:k]]
     f_acc = {r["id"]: r["dev"]["accuracy"] for r in f_ranked}
-    if len(f_ranked) >= k:
-        kth = f_ranked[k - 1]["dev"]
-        se = math.sqrt(kth["accuracy"] * (1 - kth["accuracy"]) / kth["n"]) if kth["n"] else 0.0
-        cutoff = kth["accuracy"] - se
-    else:
-        kth, se, cutoff = None, None, None
-    found = [c for c in h_top if c in f_top]
-    near = [c for c in h_top if c not in f_top and cutoff is not None and f_acc.get(c, -1.0) >= cutoff]
+    got = found_in(f_ranked, h_top, k)
     rejected = (halving["cost"].get("screening") or {}).get("prescreen", {}).get("rejected") or []
     by_name = {r["name"]: r["id"] for r in f_rows}
     pre = []
@@ -80,9 +88,8 @@ def compare(halving: dict[str, Any], full: dict[str, Any], k: int = 5) -> dict[s
                        "only_full": sorted(names[c] for c in {r["id"] for r in f_rows} - common)},
         "full_top": [{"name": names[c], "dev": f_acc[c]} for c in f_top],
         "halving_top": [{"name": names[c], "full_budget_dev": f_acc.get(c)} for c in h_top],
-        "kth_place": {"dev": kth["accuracy"] if kth else None, "n": kth["n"] if kth else None, "se": se,
-                      "cutoff": cutoff},
-        "found": len(found) + len(near), "found_exact": len(found), "found_within_se": [names[c] for c in near],
+        "kth_place": got["kth_place"], "found": got["found"], "found_exact": got["found_exact"],
+        "found_within_se": [names[c] for c in got["found_within_se"]],
         "search_trial_s": {"halving": h_s, "full": f_s, "ratio": f_s / h_s if h_s else None,
                            "on_accelerator": on_gpu},
         "steps_trained": {"halving": (halving["cost"].get("screening") or {}).get("steps_trained"),
