@@ -69,3 +69,18 @@ def test_a_real_halving_run_is_refused_in_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert proc.stderr.strip() == f"{run}: screen.keep=0.25: every rung must promote everyone (keep=1.0)"
+
+
+def test_the_report_lists_the_verdicts_recorded_but_not_applied(full_run: Path) -> None:
+    from rewardsearch.report.markdown import screening_markdown
+    from rewardsearch.report.results import build_results
+    from rewardsearch.store import Store
+
+    res = build_results(full_run, Store.in_dir(full_run))
+    sc = res["cost"]["screening"]
+    p = sc["prescreen"]
+    assert p["reject"] is False and p["rejected"] == [] and p["checked"] == 20
+    assert {x["name"] for x in p["would_reject"]} == {"evo_sol_grade_f3_eaa313", "evo_sol_toler_f0_ce5fee"}
+    md = screening_markdown(res["status"], sc)
+    assert "2 more would have been rejected (`prescreen.reject=false`: recorded, trained anyway):" in md
+    assert "- `evo_sol_toler_f0_ce5fee`: ranks wrong completions above right ones: mean within-group AUC 0.46" in md
