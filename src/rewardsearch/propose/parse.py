@@ -17,9 +17,11 @@ Every item becomes a `Candidate` or a `Dropped` with its reason; one bad item ne
 here runs candidate code: `ast.parse` only reads it to find the function to call.
 
 `parse_answer(text, item=True)` (the `item` prompt style): an item's code is a per-item score function
-`f(text, gold) -> float`, and the candidate is `item.wrap_item`'s complete module around it (the model's code,
-imports it used without writing them, the batch wrapper as entrypoint); code that already defines a batch reward
-(a function taking `completions`) is taken as written.
+`f(text, gold) -> float` or `f(text) -> float`, and the candidate is `item.wrap_items`' complete module around
+it (the model's code, imports it used without writing them, the batch wrapper as entrypoint); an item defining
+several score functions that nothing else uses gives one candidate of each, every item's main one first, so
+that when fewer are wanted than the answer holds each item keeps the one it gave before. Code that already
+defines a batch reward (a function taking `completions`) is taken as written.
 """
 
 from __future__ import annotations
