@@ -204,6 +204,15 @@ def test_a_one_argument_score_function_is_called_without_gold_and_judged_by_the_
     probe = _checks(bad.code, bad.entrypoint)[-1]
     assert not probe.ok and "ZeroDivisionError" in probe.reason
     assert probe.reason.endswith("; check that a divisor is not zero before dividing")
+    # and the usual fixes of the other common failures
+    (group,) = parse_answer("```python\ndef tagged(text):\n    import re\n\n"
+                            "    return float(re.search(r'<solution>(\\d+)', text).group(1))\n```", item=True).candidates
+    probe = _checks(group.code, group.entrypoint)[-1]
+    assert not probe.ok and "'NoneType' object has no attribute 'group'" in probe.reason
+    assert probe.reason.endswith("check the match is not None before `.group()`")
+    (big,) = parse_answer("```python\ndef long(text):\n    return -float(len(text))\n```", item=True).candidates
+    probe = _checks(big.code, big.entrypoint)[-1]
+    assert not probe.ok and probe.reason.endswith("clamp it, `max(-bound, min(bound, score))`"), probe.reason
 
 
 # One block, three score functions nobody calls (two taking gold, one of the text alone), sharing an import, a

@@ -31,7 +31,8 @@ second worker (hash-seed or address dependence); a shuffled batch does not give 
 scores (index dependence; the reason names the usual fix, `INDEX_DEPENDENCE_FIX`); every score in the
 pool is equal or None ("constant reward gives GRPO no signal", and `CONSTANT_FIX`); the p99 call latency exceeds
 `cfg.latency_budget_ms`. A failed call's reason names the usual fix of the commonest errors (`CALL_FIXES`:
-a division by zero, `.group()` on a failed `re.search`, an item taken from an empty list).
+a division by zero, `.group()` on a failed `re.search`, an item taken from an empty list, a score out of
+bounds).
 
 Flags (kept with the candidate, shown in ranking, feedback and report; they never reject by themselves),
 each raised when it holds for at least one sample:
@@ -81,6 +82,7 @@ CALL_FIXES = (
     ("'NoneType' object has no attribute", "re.search and re.match return None when nothing matches: check the "
                                            "match is not None before `.group()`"),
     ("IndexError", "check that a list is not empty before taking an item"),
+    ("|score| must be <=", "keep every score within the bound: clamp it, `max(-bound, min(bound, score))`"),
 )
 
 
