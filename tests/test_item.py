@@ -138,10 +138,11 @@ def test_the_wrapper_catches_nothing_a_broken_score_function_is_rejected() -> No
     (c,) = parse_answer(f"```python\n{broken}```", item=True).candidates
     probe = _checks(c.code, c.entrypoint)[-1]
     assert not probe.ok and "IndexError" in probe.reason
-    # a score that is None fails float() in the wrapper: a failed call, not a silent 0
+    # a score that is None fails float() in the wrapper: a failed call, not a silent 0 (and the reason says why)
     (c,) = parse_answer("```python\ndef nothing(text, gold):\n    return None\n```", item=True).candidates
     probe = _checks(c.code, c.entrypoint)[-1]
     assert not probe.ok and "TypeError" in probe.reason
+    assert probe.reason.endswith("a function that ends without `return` returns None")
 
 
 def test_code_that_does_not_parse_is_rejected_by_the_static_check_at_the_model_s_line() -> None:

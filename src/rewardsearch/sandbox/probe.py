@@ -32,7 +32,7 @@ scores (index dependence; the reason names the usual fix, `INDEX_DEPENDENCE_FIX`
 pool is equal or None ("constant reward gives GRPO no signal", and `CONSTANT_FIX`); the p99 call latency exceeds
 `cfg.latency_budget_ms`. A failed call's reason names the usual fix of the commonest errors (`CALL_FIXES`:
 a division by zero, `.group()` on a failed `re.search`, an item taken from an empty list, a score out of
-bounds).
+bounds, a score that is None).
 
 Flags (kept with the candidate, shown in ranking, feedback and report; they never reject by themselves),
 each raised when it holds for at least one sample:
@@ -83,6 +83,9 @@ CALL_FIXES = (
                                            "match is not None before `.group()`"),
     ("IndexError", "check that a list is not empty before taking an item"),
     ("|score| must be <=", "keep every score within the bound: clamp it, `max(-bound, min(bound, score))`"),
+    ("not 'NoneType'", "return a number on every path: a function that ends without `return` returns None"),
+    ("is NoneType, not a number", "return a number on every path: a function that ends without `return` returns "
+                                  "None"),
 )
 
 
