@@ -20,7 +20,7 @@ from rewardsearch.config import ProposerConfig, SandboxConfig, TaskConfig
 from rewardsearch.propose.item import wrap_item, wrap_items
 from rewardsearch.propose.parse import RESERVED_NAMES, parse_answer
 from rewardsearch.propose.prompt import PromptBuilder, example_source
-from rewardsearch.rewards.spec import RewardSpec
+from rewardsearch.rewards.spec import RewardSpec, reward_id
 from rewardsearch.sandbox import check_reward
 from rewardsearch.sandbox.probe import CONSTANT_FIX, INDEX_DEPENDENCE_FIX
 from rewardsearch.sandbox.static import static_check
@@ -67,6 +67,16 @@ def _checks(code: str, entry: str):
     return check_reward(spec, SandboxConfig(allow_weak=True), SAMPLES, fmt=TASK.answer_format)
 
 
+def _ideas(fmt: str) -> list[str]:
+    """`templates/item/ideas.txt` in the words of one answer format."""
+    from rewardsearch.propose.prompt import ITEM_FORMAT_WORDS
+
+    text = example_source("item", "ideas.txt")
+    for key, words in ITEM_FORMAT_WORDS[fmt].items():
+        text = text.replace("{" + key + "}", words)
+    return [x.strip() for x in text.splitlines() if x.strip()]
+
+
 def _item_cfg(**kw) -> ProposerConfig:
     return ProposerConfig(prompt_style="item", **kw)
 
@@ -86,6 +96,35 @@ def test_the_item_example_wrapped_passes_every_check_the_candidates_face() -> No
     assert not results[-1].flags
 
 
+@pytest.mark.parametrize("fmt", ["tags", "hashes", "answer_is", "boxed"])
+def test_the_item_prompt_speaks_the_task_s_answer_format_and_its_example_passes_there(fmt: str) -> None:
+    """A task answered `#### N` is shown an example reading the `####` line, not `<solution>` tags that none of
+    its answers (nor the probes, written in its format) contain; that example passes every check in its format."""
+    from rewardsearch.propose.base import RoundContext
+    from rewardsearch.propose.prompt import ITEM_FORMAT_WORDS, item_example
+    from rewardsearch.tasks.answers import answer_format
+
+    f = answer_format(fmt)
+    builder = PromptBuilder(_item_cfg())
+    ctx = RoundContext(round=1, seed=0, task_card=TASK.card(), samples=TASK.split("train")[:3], answer_format=f)
+    system, user = (m["content"] for m in builder.build(ctx, 8).messages)
+    assert item_example(f).strip() in system
+    assert ("<solution>" in system) == (fmt == "tags") and "{" + "in_answer}" not in system + user
+    words = ITEM_FORMAT_WORDS[fmt]
+    assert f"penalizes {words['outside']}" in user and words["answer_part"] in system
+    source, entry = builder.shown_candidate(f)
+    assert reward_id(source) in builder.shown_ids  # a copy of any format's example is a copy
+    results = check_reward(RewardSpec(name=entry, source=source, entrypoint=entry), SandboxConfig(allow_weak=True),
+                           SAMPLES, fmt=f)
+    assert all(r.ok for r in results), [r.reason for r in results]
+    assert not results[-1].flags
+    if fmt in ("tags", "hashes"):  # in the other one, the same example reads nothing: the mismatch this avoids
+        other = answer_format("hashes" if fmt == "tags" else "tags")
+        probe = check_reward(RewardSpec(name=entry, source=source, entrypoint=entry),
+                             SandboxConfig(allow_weak=True), SAMPLES, fmt=other)[-1]
+        assert not probe.ok and probe.reason.startswith("constant reward")
+
+
 def test_the_item_prompt_asks_for_a_per_item_function_in_python_blocks() -> None:
     from rewardsearch.propose.base import RoundContext
 
@@ -100,7 +139,7 @@ def test_the_item_prompt_asks_for_a_per_item_function_in_python_blocks() -> None
     asked = user.split("Write 2 new, different scoring functions, each in its own ```python block:\n", 1)[1]
     ideas = [line.split(". one that ", 1)[1] for line in asked.strip().splitlines()]
     assert len(ideas) == 2 and ideas[0] != ideas[1]
-    assert all(idea in example_source("item", "ideas.txt") for idea in ideas)
+    assert all(idea in _ideas("tags") for idea in ideas)
     # a refill ask of the round, and the next round, ask for other ideas
     refill = PromptBuilder(_item_cfg()).build(RoundContext(**{**ctx.__dict__, "refill": "refill_1_1"}), 2)
     assert not any(idea in refill.messages[1]["content"] for idea in ideas)
