@@ -245,8 +245,8 @@ def test_a_one_argument_score_function_is_called_without_gold_and_judged_by_the_
     assert not probe.ok and "ZeroDivisionError" in probe.reason
     assert probe.reason.endswith("; check that a divisor is not zero before dividing")
     # and the usual fixes of the other common failures
-    (group,) = parse_answer("```python\ndef tagged(text):\n    import re\n\n"
-                            "    return float(re.search(r'<solution>(\\d+)', text).group(1))\n```", item=True).candidates
+    unguarded = "def tagged(text):\n    import re\n\n    return float(re.search(r'<solution>(\\d+)', text).group(1))\n"
+    (group,) = parse_answer(f"```python\n{unguarded}```", item=True).candidates
     probe = _checks(group.code, group.entrypoint)[-1]
     assert not probe.ok and "'NoneType' object has no attribute 'group'" in probe.reason
     assert probe.reason.endswith("check the match is not None before `.group()`")

@@ -199,8 +199,9 @@ ITEM_FORMAT_WORDS: dict[str, dict[str, str]] = {
     "answer_is": {"inside_answer": "in the 'The answer is' sentence", "in_answer": "in the 'The answer is' sentence",
                   "answer_part": "the 'The answer is' sentence", "reasoning": "the reasoning before it",
                   "outside": "text after the 'The answer is' sentence"},
-    "boxed": {"inside_answer": "inside \\boxed{}", "in_answer": "inside \\boxed{}", "answer_part": "the \\boxed{} answer",
-              "reasoning": "the reasoning before it", "outside": "text after the \\boxed{} answer"},
+    "boxed": {"inside_answer": "inside \\boxed{}", "in_answer": "inside \\boxed{}",
+              "answer_part": "the \\boxed{} answer", "reasoning": "the reasoning before it",
+              "outside": "text after the \\boxed{} answer"},
 }
 
 
