@@ -203,7 +203,7 @@ def test_what_cannot_be_a_score_function_is_dropped_with_a_reason() -> None:
                                      "`def <name>(text: str) -> float` (the code defines no_args(), "
                                      "three(text, gold, limit))")
     assert "is a base reward's" in res.dropped[1].reason
-    assert res.dropped[2].reason.endswith("(the code defines only_text(text))")  # `-> str`: a helper, no score
+    assert res.dropped[2].reason.endswith("(the code defines only_text(text) -> str)")  # a helper, no score
     # a wrapper name is never a base reward's: `answer` would wrap as `answer_reward`
     wrapped = wrap_item("def answer(text, gold):\n    return 1.0\n", avoid=RESERVED_NAMES)
     assert wrapped.entrypoint == "answer_batch"

@@ -111,8 +111,10 @@ def _arity(d: ast.FunctionDef) -> int | None:
     r = d.returns
     if isinstance(r, ast.Subscript):
         r = r.value
+    if isinstance(r, ast.Constant) and r.value is None:  # `-> None`
+        return None
     said = r.id if isinstance(r, ast.Name) else r.value if isinstance(r, ast.Constant) else None
-    if said is None and isinstance(r, ast.Constant) or said in _NOT_A_SCORE:
+    if said in _NOT_A_SCORE:  # `-> str`, `-> "list"`, `-> list[str]`
         return None
     return 2 if _callable_with(d, 2) else 1 if _callable_with(d, 1) else None
 
@@ -202,8 +204,7 @@ def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = froze
         return [Wrapped(body + _WRAPPER.format(wrapper=wrapper, fn=fn), wrapper, fn, "")]
     scores, roots = _score_functions(tree, name)
     if not scores:
-        have = ", ".join(f"{d.name}({', '.join(_arg_names(d))})" for d in tree.body
-                         if isinstance(d, ast.FunctionDef)) or "no top-level function"
+        have = ", ".join(_signature(d) for d in tree.body if isinstance(d, ast.FunctionDef)) or "no top-level function"
         return f"no score function `{SIGNATURE}` or `{SIGNATURE_TEXT_ONLY}` (the code defines {have})"
     lines = code.splitlines()
     for i, node in enumerate(tree.body):
@@ -233,10 +234,12 @@ def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozen
     return wrapped if isinstance(wrapped, str) else wrapped[0]
 
 
-def _arg_names(d: ast.FunctionDef) -> list[str]:
+def _signature(d: ast.FunctionDef) -> str:
+    """`name(arguments) -> annotation`, for a drop reason."""
     a = d.args
-    return [x.arg for x in (*a.posonlyargs, *a.args)] + ([f"*{a.vararg.arg}"] if a.vararg else []) + [
+    args = [x.arg for x in (*a.posonlyargs, *a.args)] + ([f"*{a.vararg.arg}"] if a.vararg else []) + [
         x.arg for x in a.kwonlyargs]
+    return f"{d.name}({', '.join(args)})" + (f" -> {ast.unparse(d.returns)}" if d.returns else "")
 
 
 def _blank(lines: list[str], node: ast.stmt) -> None:
