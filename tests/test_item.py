@@ -249,7 +249,7 @@ def test_a_one_argument_score_function_is_called_without_gold_and_judged_by_the_
     (group,) = parse_answer(f"```python\n{unguarded}```", item=True).candidates
     probe = _checks(group.code, group.entrypoint)[-1]
     assert not probe.ok and "'NoneType' object has no attribute 'group'" in probe.reason
-    assert probe.reason.endswith("check the match is not None before `.group()`")
+    assert probe.reason.endswith("check the match is not None before using it (`.group()`, `.end()`)")
     (big,) = parse_answer("```python\ndef long(text):\n    return -float(len(text))\n```", item=True).candidates
     probe = _checks(big.code, big.entrypoint)[-1]
     assert not probe.ok and probe.reason.endswith("clamp it, `max(-bound, min(bound, score))`"), probe.reason

@@ -80,7 +80,7 @@ CONSTANT_FIX = ("make the score depend on the answer: a correct answer must scor
 CALL_FIXES = (
     ("ZeroDivisionError", "check that a divisor is not zero before dividing"),
     ("'NoneType' object has no attribute", "re.search and re.match return None when nothing matches: check the "
-                                           "match is not None before `.group()`"),
+                                           "match is not None before using it (`.group()`, `.end()`)"),
     ("IndexError", "check that a list is not empty before taking an item"),
     ("|score| must be <=", "keep every score within the bound: clamp it, `max(-bound, min(bound, score))`"),
     ("not 'NoneType'", "return a number on every path: a function that ends without `return` returns None"),
