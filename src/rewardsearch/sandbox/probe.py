@@ -75,7 +75,7 @@ INDEX_DEPENDENCE_FIX = ("score each completion against its own answer: `for comp
 # The same for a constant score: an LLM-written reward that checks for a tag or word no answer contains, or
 # returns one number whatever it is given.
 CONSTANT_FIX = ("make the score depend on the answer: a correct answer must score higher than a wrong one, and "
-                "score what answers contain (their tags, numbers, text), not a tag or word they never have")
+                "score what answers contain (their answer part, numbers, text), not a tag or word they never have")
 # The usual fix of the commonest call failures (docs/llm-local.md, 2026-12-03): (text in the error, fix).
 CALL_FIXES = (
     ("ZeroDivisionError", "check that a divisor is not zero before dividing"),
