@@ -9,7 +9,8 @@ refill asks for candidates rejected by the static check, the probes or as duplic
 rejections' reasons) on a run store in a temporary directory, arith task, `search.mode=random` (no ranked
 history: every round is asked like a first round, so rounds are repeats, not feedback), no training. Every
 candidate goes through the run's checks: static, the sandboxed probe suite, source and behaviour
-de-duplication (a copy of the prompt's example included). `--refills 0` is the loop without refills (the
+de-duplication (a copy of the prompt's example included); `--answer-format` sets the task's answer format (the
+prompt, the probes and the base rewards follow it). `--refills 0` is the loop without refills (the
 2026-12-02 measurements, made with `--calls` x `--batch` requests and no refill, equal `--rounds` x
 `--per-round` with `--refills 0`). Writes benchmarks/results/<date>-proposer-funnel-<model>-<style>-refills<R>.json
 with the funnel per round (`search/funnel.py`, read from the store) and in total, per-candidate verdicts, the
@@ -51,6 +52,8 @@ def main() -> None:
                     help="start no further round after this many seconds (the rounds done are reported)")
     ap.add_argument("--baseline", default=None, help="an earlier result JSON whose funnel to show beside this one")
     ap.add_argument("--tag", default=None, help="appended to the result's file name (a variant of the same style)")
+    ap.add_argument("--answer-format", default=None, choices=["tags", "boxed", "hashes", "answer_is"],
+                    help="task.answer_format (default: the task's own, tags for arith); the probes use it too")
     args = ap.parse_args()
 
     from rewardsearch.config import Config, ProposerConfig
@@ -67,6 +70,7 @@ def main() -> None:
                           timeout_s=900, template_dir=args.template_dir, serve_threads=args.threads)
     cfg = Config.model_validate({"search": {"rounds": args.rounds, "candidates_per_round": args.per_round,
                                             "refills": args.refills, "mode": "random"},
+                                 "task": {"answer_format": args.answer_format},
                                  "executor": {"preflight": False}})
     run_dir = Path(tempfile.mkdtemp(prefix=f"proposer-funnel-{args.model.replace('/', '_')}-"))
     store = Store.in_dir(run_dir)
@@ -119,7 +123,7 @@ def main() -> None:
         "deadline_s": args.deadline_s, "per_round": args.per_round,
         "refills": args.refills, "batch": args.batch or args.per_round, "temperature": args.temperature,
         "max_tokens": args.max_tokens, "json_mode": args.json_mode, "template_dir": args.template_dir,
-        "tag": args.tag,
+        "tag": args.tag, "answer_format": search.task.answer_format.name,
         "mode": "random (no history; each round asked like a first round)", "server": server,
         "run_dir": str(run_dir), "funnel": total, "funnel_by_round": rounds, "baseline": baseline,
         "json_modes": [c.get("meta", {}).get("json_mode") for c in calls],

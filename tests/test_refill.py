@@ -58,7 +58,8 @@ def solution_match_checked(prompts, completions, answer, **kwargs):
 STATIC_BAD = {"name": "reads_env", "description": "must be rejected", "code":
               "import os\n\n\ndef reads_env(prompts, completions, answer, **kwargs):\n"
               "    return [float(len(os.environ))] * len(completions)\n"}
-REASON = "probe: call failed (whole pool, batch of 64): error: IndexError: list index out of range (reward line 8)"
+REASON = ("probe: call failed (whole pool, batch of 64): error: IndexError: list index out of range (reward line 8); "
+          "check that a list is not empty before taking an item")
 
 
 def _script(*items: dict) -> list:

@@ -76,8 +76,9 @@ class Proposer(Protocol):
 
     Optional: an `exhausted` attribute (str | None) saying why the proposer can give no more (budget spent,
     cassette or directory used up); the loop stops the run cleanly when it is set before a round. And
-    `shown_examples()`: the rewards its prompt shows as examples; a candidate that behaves exactly like one (same
-    scores on every probe) is a copy, rejected by the loop's de-duplication like a twin of an earlier candidate.
+    `shown_examples(fmt)`: the rewards its prompt shows as examples for a task answered in format `fmt`; a
+    candidate that behaves exactly like one (same scores on every probe) is a copy, rejected by the loop's
+    de-duplication like a twin of an earlier candidate.
     """
 
     name: str

@@ -8,7 +8,7 @@ asks only for
 
     def <name>(text: str, gold: str) -> float:
 
-(one completion's text and its own correct answer, both strings) and `wrap_item` writes the batch loop around
+(one completion's text and its own correct answer, both strings) and `wrap_items` writes the batch loop around
 it, the same for every candidate:
 
     def <name>_reward(prompts, completions, answer, **kwargs):
@@ -24,13 +24,20 @@ entrypoint. Everything the run does with a candidate (static check, sandboxed pr
 export) sees this complete, self-contained source; nothing is relaxed, and the wrapper catches nothing: a score
 function that raises, returns None or a non-number fails the probes as any candidate would.
 
-What `wrap_item` repairs, all visible in the stored source: top-level statements that only run at import
+A score function of the text alone, `def <name>(text: str) -> float` (small models write one for the ideas that
+need no correct answer: length, repetition, format), is wrapped the same way but called as `<name>(str(text))`,
+without `gold`. It cannot tell a right answer from a wrong one; the probes (their `golden_pair` and other flags)
+and the pre-screen judge that, as for any candidate. This module is the one place that rule lives.
+
+What `wrap_items` repairs, all visible in the stored source: top-level statements that only run at import
 (`print(score(...))`, `assert ...`, an `if __name__ == "__main__":` block) are removed (blank lines keep the
 numbering); modules of the sandbox's allowlist used as `re.findall(...)` but never imported or bound are
-imported (`NameError: re` was a frequent 0.5B failure). Which function is the score function: the item's own
-name, else the last top-level function callable as `f(text, gold)` that no other top-level function calls, else
-the last one callable so. Code that does not parse is wrapped all the same (its first `def` named), so the
-static check rejects it with the model's line, which a refill ask passes back.
+imported (`NameError: re` was a frequent 0.5B failure). Which functions are score functions: the root functions
+(top-level, callable as `f(text, gold)` or `f(text)`, used by no other statement of the module, and not
+annotated to return a non-number such as `-> str`); one candidate is made of each, the main one first (the
+item's own name, else the last root taking `gold`, else the last root), each keeping the module's imports,
+helpers and constants, with the other roots blanked out. Code that does not parse is wrapped all the same (its
+first `def` named), so the static check rejects it with the model's line, which a refill ask passes back.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from dataclasses import dataclass
 from rewardsearch.sandbox.static import ALLOWED_MODULES
 
 SIGNATURE = "def <name>(text: str, gold: str) -> float"
+SIGNATURE_TEXT_ONLY = "def <name>(text: str) -> float"
 _FIRST_DEF = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
 _IMPORTABLE = frozenset(m for m in ALLOWED_MODULES if m != "__future__")
 _WRAPPER = '''def {wrapper}(prompts, completions, answer, **kwargs):
@@ -52,6 +60,18 @@ _WRAPPER = '''def {wrapper}(prompts, completions, answer, **kwargs):
         scores.append(float({fn}(str(text), str(gold))))
     return scores
 '''
+# a score function of the text alone: called without the correct answer, so it cannot tell right from wrong (the
+# probes' flags and the pre-screen judge that, as for any candidate)
+_WRAPPER_TEXT_ONLY = '''def {wrapper}(prompts, completions, answer, **kwargs):
+    """Scores each completion with {fn}(text); it does not see the correct answer."""
+    scores = []
+    for completion in completions:
+        text = completion[-1]["content"] if not isinstance(completion, str) else completion
+        scores.append(float({fn}(str(text))))
+    return scores
+'''
+# return annotations that say a function is no score function (a helper returning the text, a list, ...)
+_NOT_A_SCORE = frozenset({"str", "bytes", "list", "dict", "tuple", "set", "List", "Dict", "Tuple", "Set", "None"})
 
 
 @dataclass
@@ -60,6 +80,7 @@ class Wrapped:
     entrypoint: str      # the wrapper: the batch reward the run calls
     function: str        # the model's per-item score function
     doc: str             # first line of the score function's docstring ("" when it has none)
+    gold: bool = True    # called as function(text, gold); False: function(text), without the correct answer
 
 
 def takes_completions(code: str) -> bool:
@@ -77,24 +98,53 @@ def _params(d: ast.FunctionDef) -> set[str]:
     return {x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs)}
 
 
-def _callable_with_two(d: ast.FunctionDef) -> bool:
+def _callable_with(d: ast.FunctionDef, k: int) -> bool:
     a = d.args
     pos = len(a.posonlyargs) + len(a.args)
-    required_kw = [k for k, default in zip(a.kwonlyargs, a.kw_defaults, strict=True) if default is None]
-    return not required_kw and pos - len(a.defaults) <= 2 and (pos >= 2 or a.vararg is not None)
+    required_kw = [x for x, default in zip(a.kwonlyargs, a.kw_defaults, strict=True) if default is None]
+    return not required_kw and pos - len(a.defaults) <= k and (pos >= k or a.vararg is not None)
 
 
-def _called_names(node: ast.AST) -> set[str]:
-    return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+def _arity(d: ast.FunctionDef) -> int | None:
+    """2 when callable as f(text, gold), 1 when only as f(text), None when neither; a function whose return
+    annotation is not a number (`-> str`, `-> list[str]`) is no score function (None)."""
+    r = d.returns
+    if isinstance(r, ast.Subscript):
+        r = r.value
+    if isinstance(r, ast.Constant) and r.value is None:  # `-> None`
+        return None
+    said = r.id if isinstance(r, ast.Name) else r.value if isinstance(r, ast.Constant) else None
+    if said in _NOT_A_SCORE:  # `-> str`, `-> "list"`, `-> list[str]`
+        return None
+    return 2 if _callable_with(d, 2) else 1 if _callable_with(d, 1) else None
 
 
-def _choose(defs: list[ast.FunctionDef], name: str | None) -> ast.FunctionDef | None:
-    fits = [d for d in defs if _callable_with_two(d)]
-    named = next((d for d in fits if d.name == name), None)
-    if named:
-        return named
-    roots = [d for d in fits if not any(d.name in _called_names(o) for o in defs if o is not d)]
-    return (roots or fits or [None])[-1]
+def _loaded_names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _score_functions(tree: ast.Module, name: str | None) -> tuple[list[tuple[ast.FunctionDef, int]], set[str]]:
+    """The score functions of a module, the main one first, and the names of its root functions.
+
+    A root function is a top-level one that nothing else in the module uses (no other statement names it, the
+    import-time-only ones aside). The main one: the item's own name, else the last root callable as
+    `f(text, gold)`, else the last root callable as `f(text)`, else the last function callable so (roots whose
+    name starts with `_` count only when there is no other). Then every other root callable so, in source order:
+    an answer block defining several score functions gives one candidate each."""
+    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+    fits = [(d, k) for d in defs if (k := _arity(d))]
+    kept = [s for i, s in enumerate(tree.body) if not _import_time_only(s, i)]
+    used = {id(d): set().union(*(_loaded_names(s) for s in kept if s is not d)) for d in defs}
+    roots = [(d, k) for d, k in fits if d.name not in used[id(d)]]
+    public = [(d, k) for d, k in roots if not d.name.startswith("_")]
+
+    def last(options: list[tuple[ast.FunctionDef, int]]) -> tuple[ast.FunctionDef, int] | None:
+        return next((o for o in reversed(options) if o[1] == 2), None) or (options[-1] if options else None)
+
+    main = next((f for f in fits if f[0].name == name), None) or last(public or roots) or last(fits)
+    if main is None:
+        return [], set()
+    return [main, *(f for f in public if f[0] is not main[0])], {d.name for d, _ in roots}
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
@@ -137,9 +187,11 @@ def _wrapper_name(fn: str, taken: set[str]) -> str:
     return next(o for o in options if o not in taken)
 
 
-def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozenset()) -> Wrapped | str:
-    """The batch reward around the per-item score function in `code`, or why there is none. `name`: the item's
-    own name for its function, if it gave one; `avoid`: names the wrapper must not take (the base rewards')."""
+def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = frozenset()) -> list[Wrapped] | str:
+    """One batch reward per score function in `code` (the main one first, `_score_functions`), or why there is
+    none. `name`: the item's own name for its function, if it gave one; `avoid`: names the wrapper must not take
+    (the base rewards'). Each keeps the module's imports, helpers and constants; the other score functions made
+    candidates of their own are blanked out of it (blank lines keep the model's line numbers)."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -149,22 +201,49 @@ def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozen
         fn = m.group(1)
         wrapper = _wrapper_name(fn, {fn, *avoid})
         body = code.rstrip("\n") + "\n\n\n"
-        return Wrapped(body + _WRAPPER.format(wrapper=wrapper, fn=fn), wrapper, fn, "")
-    defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
-    chosen = _choose(defs, name)
-    if chosen is None:
-        have = ", ".join(f"{d.name}({', '.join(sorted(_params(d)))})" for d in defs) or "no top-level function"
-        return f"no score function `{SIGNATURE}` (the code defines {have})"
+        return [Wrapped(body + _WRAPPER.format(wrapper=wrapper, fn=fn), wrapper, fn, "")]
+    scores, roots = _score_functions(tree, name)
+    if not scores:
+        have = ", ".join(_signature(d) for d in tree.body if isinstance(d, ast.FunctionDef)) or "no top-level function"
+        return f"no score function `{SIGNATURE}` or `{SIGNATURE_TEXT_ONLY}` (the code defines {have})"
     lines = code.splitlines()
     for i, node in enumerate(tree.body):
         if _import_time_only(node, i):
-            for k in range(node.lineno - 1, node.end_lineno or node.lineno):
-                lines[k] = ""
-    body = "\n".join(lines).rstrip("\n") + "\n"
+            _blank(lines, node)
     imports = _missing_imports(tree)
-    if imports:
-        body += "\n" + "".join(f"import {m}\n" for m in imports)
-    wrapper = _wrapper_name(chosen.name, _bound_names(tree) | set(avoid))
-    doc = (ast.get_docstring(chosen) or "").strip()
-    return Wrapped(body + "\n\n" + _WRAPPER.format(wrapper=wrapper, fn=chosen.name), wrapper, chosen.name,
-                   doc.splitlines()[0] if doc else "")
+    added = ("\n" + "".join(f"import {m}\n" for m in imports)) if imports else ""
+    taken = _bound_names(tree) | set(avoid)
+    out = []
+    for d, arity in scores:
+        own = list(lines)
+        for other, _ in scores:
+            if other is not d and other.name in roots:
+                _blank(own, other)
+        body = "\n".join(own).rstrip("\n") + "\n" + added
+        wrapper = _wrapper_name(d.name, taken)
+        template = _WRAPPER if arity == 2 else _WRAPPER_TEXT_ONLY
+        doc = (ast.get_docstring(d) or "").strip()
+        out.append(Wrapped(body + "\n\n" + template.format(wrapper=wrapper, fn=d.name), wrapper, d.name,
+                           doc.splitlines()[0] if doc else "", gold=arity == 2))
+    return out
+
+
+def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozenset()) -> Wrapped | str:
+    """The batch reward around the main score function in `code` (`wrap_items`' first), or why there is none."""
+    wrapped = wrap_items(code, name, avoid)
+    return wrapped if isinstance(wrapped, str) else wrapped[0]
+
+
+def _signature(d: ast.FunctionDef) -> str:
+    """`name(arguments) -> annotation`, for a drop reason."""
+    a = d.args
+    args = [x.arg for x in (*a.posonlyargs, *a.args)] + ([f"*{a.vararg.arg}"] if a.vararg else []) + [
+        x.arg for x in a.kwonlyargs]
+    return f"{d.name}({', '.join(args)})" + (f" -> {ast.unparse(d.returns)}" if d.returns else "")
+
+
+def _blank(lines: list[str], node: ast.stmt) -> None:
+    """Empties the lines of a top-level statement (with its decorators), keeping the others' numbers."""
+    first = min([node.lineno, *(x.lineno for x in getattr(node, "decorator_list", []))])
+    for k in range(first - 1, node.end_lineno or node.lineno):
+        lines[k] = ""

@@ -59,6 +59,7 @@ from rewardsearch.propose.parse import ParseResult, parse_answer
 from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.store import Store
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +190,10 @@ class LLMProposer:
         self._client: Any = None
         self._jitter = random.Random()  # jitter only: it never touches what is proposed
 
-    def shown_examples(self) -> list[RewardSpec]:
+    def shown_examples(self, fmt: AnswerFormat = TAGS) -> list[RewardSpec]:
         """The worked example of the compact, code and item prompts as a candidate (for the item style: wrapped,
-        as a copy of it would be); none for the full prompt."""
-        shown = self.prompts.shown_candidate()
+        as a copy of it would be, in the task's answer format `fmt`); none for the full prompt."""
+        shown = self.prompts.shown_candidate(fmt)
         if shown is None:
             return []
         source, entry = shown

@@ -17,9 +17,11 @@ Every item becomes a `Candidate` or a `Dropped` with its reason; one bad item ne
 here runs candidate code: `ast.parse` only reads it to find the function to call.
 
 `parse_answer(text, item=True)` (the `item` prompt style): an item's code is a per-item score function
-`f(text, gold) -> float`, and the candidate is `item.wrap_item`'s complete module around it (the model's code,
-imports it used without writing them, the batch wrapper as entrypoint); code that already defines a batch reward
-(a function taking `completions`) is taken as written.
+`f(text, gold) -> float` or `f(text) -> float`, and the candidate is `item.wrap_items`' complete module around
+it (the model's code, imports it used without writing them, the batch wrapper as entrypoint); an item defining
+several score functions that nothing else uses gives one candidate of each, every item's main one first, so
+that when fewer are wanted than the answer holds each item keeps the one it gave before. Code that already
+defines a batch reward (a function taking `completions`) is taken as written.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import textwrap
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rewardsearch.propose.item import takes_completions, wrap_item
+from rewardsearch.propose.item import takes_completions, wrap_items
 
 # Base rewards are trained beside every candidate and TRL logs metrics per function name
 # (`rewards/{name}/mean`): a candidate with one of these names would make the curves ambiguous.
@@ -214,7 +216,9 @@ def _reserved_reason(label: str, entry: str) -> str:
             "name")
 
 
-def validate_item(index: int, item: Any, item_style: bool = False) -> Candidate | Dropped:
+def validate_item(index: int, item: Any, item_style: bool = False) -> list[Candidate] | Dropped:
+    """The candidates of one item (one, but in the item style one per score function it defines, the main one
+    first), or why there is none."""
     if not isinstance(item, dict):
         return Dropped(index, None, f"item {index} is a {type(item).__name__}, not an object with name and code")
     raw_name = item.get("name")
@@ -224,27 +228,36 @@ def validate_item(index: int, item: Any, item_style: bool = False) -> Candidate 
     if not isinstance(code, str) or not code.strip():
         return Dropped(index, name, f"{label} has no 'code' string")
     code = _strip_fence(code)
+    description = item.get("description")
+    description = description.strip() if isinstance(description, str) else ""
+    found: list[tuple[str, str, str, str | None]] = []  # (code, entrypoint, docstring line, name)
     if item_style and not takes_completions(code):
-        wrapped = wrap_item(code, name, avoid=RESERVED_NAMES)
+        wrapped = wrap_items(code, name, avoid=RESERVED_NAMES)
         if isinstance(wrapped, str):
             return Dropped(index, name, f"{label}: {wrapped}")
-        if wrapped.function in RESERVED_NAMES:
-            return Dropped(index, name, _reserved_reason(label, wrapped.function))
-        # the candidate is the wrapper: its name is the function the run calls and TRL logs
-        code, entry, doc, name = wrapped.code, wrapped.entrypoint, wrapped.doc, wrapped.entrypoint
+        reserved = next((w.function for w in wrapped if w.function in RESERVED_NAMES), None)
+        if reserved:
+            return Dropped(index, name, _reserved_reason(label, reserved))
+        # the candidate is the wrapper: its name is the function the run calls and TRL logs; the item's own
+        # description belongs to its main function only
+        found = [(w.code, w.entrypoint, w.doc, w.entrypoint) for w in wrapped]
+        descriptions = [description] + [""] * (len(found) - 1)
     else:
         entry, why, doc = _entrypoint(code, name)
         if entry is None:
             return Dropped(index, name, f"{label}: {why}")
-    if entry in RESERVED_NAMES:
-        return Dropped(index, name, _reserved_reason(label, entry))
-    description = item.get("description")
-    description = description.strip() if isinstance(description, str) else ""
-    # a code-only answer (```python blocks) says what it rewards in the called function's docstring
-    description = (description or doc)[:MAX_DESCRIPTION]
-    if name and name[0].isdigit():
-        name = f"r_{name}"
-    return Candidate(name=name or entry, code=code, description=description, entrypoint=entry, index=index)
+        found = [(code, entry, doc, name)]
+        descriptions = [description]
+    out: list[Candidate] = []
+    for (source, entry, doc, own), desc in zip(found, descriptions, strict=True):
+        if entry in RESERVED_NAMES:
+            return Dropped(index, name, _reserved_reason(label, entry))
+        # a code-only answer (```python blocks) says what it rewards in the called function's docstring
+        text = (desc or doc)[:MAX_DESCRIPTION]
+        if own and own[0].isdigit():
+            own = f"r_{own}"
+        out.append(Candidate(name=own or entry, code=source, description=text, entrypoint=entry, index=index))
+    return out
 
 
 def parse_answer(text: str | None, item: bool = False) -> ParseResult:
@@ -253,7 +266,15 @@ def parse_answer(text: str | None, item: bool = False) -> ParseResult:
         return ParseResult(how="nothing", error="empty answer")
     items, how, error = _find_items(text.strip())
     result = ParseResult(how=how, error=error)
+    extra: list[Candidate] = []
     for i, value in enumerate(items or []):
         out = validate_item(i, value, item_style=item)
-        (result.candidates if isinstance(out, Candidate) else result.dropped).append(out)  # type: ignore[arg-type]
+        if isinstance(out, Dropped):
+            result.dropped.append(out)
+        else:
+            result.candidates.append(out[0])
+            extra.extend(out[1:])
+    # an item's further score functions come after every item's main one: when fewer candidates are wanted than
+    # the answer holds, each item's main function (the one an item gave before) is kept first
+    result.candidates.extend(extra)
     return result

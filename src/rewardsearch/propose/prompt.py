@@ -16,14 +16,18 @@ check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md
 `def <name>(text: str, gold: str) -> float` and shows a per-item example (`item/example.py`); the proposer wraps
 each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
 `answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
-with is the wrapped one (`shown_candidate`).
+with is the wrapped one (`shown_candidate`). The item prompt speaks the task's answer format
+(`RoundContext.answer_format`): its example is `item/example_<format>.py` (tags: `item/example.py`) and its ideas
+and contract name the answer part in the format's words (`ITEM_FORMAT_WORDS`); a copy of any format's example is
+dropped as a copy.
 `proposer.prompt_style=auto` picks item when the run serves its own model (`ProposerConfig.resolved_style`; measured
 on 2026-12-03: docs/llm-local.md).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
   code and item styles: answers are ```python blocks, not JSON; also in `user.j2`), `item_answers` (`user.j2`:
-  the item style asks for scoring functions).
+  the item style asks for scoring functions), and the answer format's words (`ITEM_FORMAT_WORDS`: `answer_part`,
+  `inside_answer`, `in_answer`, `reasoning`, `outside`; `item/ideas.txt` uses them as `{name}`).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
@@ -64,6 +68,7 @@ from rewardsearch.propose.base import HistoryEntry, ProposerError, ProposerNotAv
 from rewardsearch.propose.parse import RESERVED_NAMES
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.search.hacking import describe_shift
+from rewardsearch.tasks.answers import TAGS, AnswerFormat, answer_format
 
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
@@ -180,6 +185,37 @@ def example_source(style: str = "compact", name: str = "example.py") -> str:
     return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/{name}").read_text()
 
 
+# The item prompt in the task's answer format: its example is `templates/item/example_<format>.py` (tags:
+# `example.py`) and its ideas and contract name the answer part with these words, so a task answered `#### N`
+# is not shown rewards reading `<solution>` tags that none of its answers (nor the probes written in its
+# format) contain. A format not listed here gets the tags example and words.
+ITEM_FORMAT_WORDS: dict[str, dict[str, str]] = {
+    "tags": {"inside_answer": "inside the solution tags", "in_answer": "in the solution tags",
+             "answer_part": "the solution tags", "reasoning": "the thinking",
+             "outside": "text outside the thinking and solution tags"},
+    "hashes": {"inside_answer": "on the '####' answer line", "in_answer": "on the '####' answer line",
+               "answer_part": "the '####' answer line", "reasoning": "the reasoning before it",
+               "outside": "text after the '####' answer line"},
+    "answer_is": {"inside_answer": "in the 'The answer is' sentence", "in_answer": "in the 'The answer is' sentence",
+                  "answer_part": "the 'The answer is' sentence", "reasoning": "the reasoning before it",
+                  "outside": "text after the 'The answer is' sentence"},
+    "boxed": {"inside_answer": "inside \\boxed{}", "in_answer": "inside \\boxed{}",
+              "answer_part": "the \\boxed{} answer", "reasoning": "the reasoning before it",
+              "outside": "text after the \\boxed{} answer"},
+}
+
+
+def item_example(fmt: AnswerFormat = TAGS) -> str:
+    """The item prompt's example for the answer format `fmt` (see `ITEM_FORMAT_WORDS`)."""
+    if fmt.name in ITEM_FORMAT_WORDS and fmt.name != "tags":
+        return example_source("item", f"example_{fmt.name}.py")
+    return example_source("item")
+
+
+def _item_words(fmt: AnswerFormat) -> dict[str, str]:
+    return ITEM_FORMAT_WORDS.get(fmt.name, ITEM_FORMAT_WORDS["tags"])
+
+
 class PromptBuilder:
     """Renders the two messages of a request; see the module docstring. `shown_ids`: ids of the rewards the
     prompt shows as examples, which a proposal must not merely repeat."""
@@ -194,8 +230,10 @@ class PromptBuilder:
         self.style = cfg.resolved_style()
         self.code_answers = self.style in ("code", "item")  # answered as ```python blocks, not JSON
         self.example = example_source(self.style).strip()
-        shown = self.shown_candidate()
-        self.shown_ids = {reward_id(shown[0])} if shown else set()
+        # a copy of any format's example is a copy (the item style shows the one of the task's format)
+        formats = [answer_format(f) for f in ITEM_FORMAT_WORDS] if self.style == "item" else [TAGS]
+        shown = [c for c in (self.shown_candidate(f) for f in formats) if c is not None]
+        self.shown_ids = {reward_id(c[0]) for c in shown}
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
         if self.style in ("compact", "code", "item"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
@@ -213,18 +251,18 @@ class PromptBuilder:
             keep_trailing_newline=True, autoescape=False,
         )
 
-    def shown_candidate(self) -> tuple[str, str | None] | None:
+    def shown_candidate(self, fmt: AnswerFormat = TAGS) -> tuple[str, str | None] | None:
         """(source, entrypoint) of the example as a candidate: what a verbatim copy of it becomes (for the item
-        style, its wrapped module); None for the full prompt, which shows no example."""
+        style, its wrapped module, in the answer format `fmt`); None for the full prompt, which shows no example."""
         from rewardsearch.propose.item import wrap_item
         from rewardsearch.propose.parse import find_entrypoint
 
         if self.style not in ("compact", "code", "item"):
             return None
         if self.style == "item":
-            wrapped = wrap_item(self.example + "\n", avoid=RESERVED_NAMES)
-            if isinstance(wrapped, str):  # the shipped example is tested to wrap; a broken edit says so here
-                raise ProposerNotAvailable(f"the item prompt's example (templates/item/example.py): {wrapped}")
+            wrapped = wrap_item(item_example(fmt).strip() + "\n", avoid=RESERVED_NAMES)
+            if isinstance(wrapped, str):  # the shipped examples are tested to wrap; a broken edit says so here
+                raise ProposerNotAvailable(f"the item prompt's example for {fmt.name!r}: {wrapped}")
             return wrapped.code, wrapped.entrypoint
         return self.example + "\n", find_entrypoint(self.example, None)[0]
 
@@ -234,6 +272,8 @@ class PromptBuilder:
         if self.style != "item":
             return []
         ideas = [x.strip() for x in example_source("item", "ideas.txt").splitlines() if x.strip()]
+        for key, words in _item_words(ctx.answer_format).items():
+            ideas = [x.replace("{" + key + "}", words) for x in ideas]
         refill = int(ctx.refill.rsplit("_", 1)[-1]) if ctx.refill and ctx.refill[-1].isdigit() else 0
         start = 3 * ctx.round + 2 * refill + have
         return [ideas[(start + i) % len(ideas)] for i in range(n)]
@@ -306,8 +346,9 @@ class PromptBuilder:
         parts = self._parts(ctx)
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
-            base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES), example=self.example,
-            code_answers=self.code_answers,
+            base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES),
+            example=item_example(ctx.answer_format).strip() if self.style == "item" else self.example,
+            code_answers=self.code_answers, **_item_words(ctx.answer_format),
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None

@@ -29,7 +29,10 @@ Rejections (`ok=False`, stage "load" or "probe", with the reason): the code does
 (error, timeout, crash, bad result); the same batch scores differently twice (nondeterminism) or in a
 second worker (hash-seed or address dependence); a shuffled batch does not give the correspondingly shuffled
 scores (index dependence; the reason names the usual fix, `INDEX_DEPENDENCE_FIX`); every score in the
-pool is equal or None ("constant reward gives GRPO no signal"); the p99 call latency exceeds `cfg.latency_budget_ms`.
+pool is equal or None ("constant reward gives GRPO no signal", and `CONSTANT_FIX`); the p99 call latency exceeds
+`cfg.latency_budget_ms`. A failed call's reason names the usual fix of the commonest errors (`CALL_FIXES`:
+a division by zero, `.group()` on a failed `re.search`, an item taken from an empty list, a score out of
+bounds, a score that is None).
 
 Flags (kept with the candidate, shown in ranking, feedback and report; they never reject by themselves),
 each raised when it holds for at least one sample:
@@ -68,6 +71,28 @@ from rewardsearch.tasks.answers import TAGS, AnswerFormat
 # names the fix, since a refill ask passes the reason back to the proposer.
 INDEX_DEPENDENCE_FIX = ("score each completion against its own answer: `for completion, gold in zip(completions, "
                         "answer):`, not the whole `answer` list or one item of it")
+
+# The same for a constant score: an LLM-written reward that checks for a tag or word no answer contains, or
+# returns one number whatever it is given.
+CONSTANT_FIX = ("make the score depend on the answer: a correct answer must score higher than a wrong one, and "
+                "score what answers contain (their answer part, numbers, text), not a tag or word they never have")
+# The usual fix of the commonest call failures (docs/llm-local.md, 2026-12-03): (text in the error, fix).
+CALL_FIXES = (
+    ("ZeroDivisionError", "check that a divisor is not zero before dividing"),
+    ("'NoneType' object has no attribute", "re.search and re.match return None when nothing matches: check the "
+                                           "match is not None before using it (`.group()`, `.end()`)"),
+    ("IndexError", "check that a list is not empty before taking an item"),
+    ("|score| must be <=", "keep every score within the bound: clamp it, `max(-bound, min(bound, score))`"),
+    ("not 'NoneType'", "return a number on every path: a function that ends without `return` returns None"),
+    ("is NoneType, not a number", "return a number on every path: a function that ends without `return` returns "
+                                  "None"),
+)
+
+
+def call_fix(error: str | None) -> str | None:
+    """The usual fix of a failed call's error (`CALL_FIXES`), or None."""
+    return next((fix for what, fix in CALL_FIXES if what in (error or "")), None)
+
 
 PROBE_KINDS = (
     "correct", "wrong", "empty", "garbage", "unformatted", "missing_close", "doubled_tags", "unicode_digits",
@@ -233,7 +258,9 @@ def _score_in_batches(
         failures = reward.failures
         out = reward(**_batch(chunk, samples, plain, fmt))
         if reward.failures != failures:
-            raise _ProbeFailed(f"call failed ({what}, batch of {len(chunk)}): {reward.last_error}")
+            fix = call_fix(reward.last_error)
+            raise _ProbeFailed(f"call failed ({what}, batch of {len(chunk)}): {reward.last_error}"
+                               + (f"; {fix}" if fix else ""))
         scores.extend(out)
     return scores
 
@@ -349,7 +376,8 @@ def dry_run(
     present = {s for s in full if s is not None}
     if len(present) <= 1:
         what = "None on every probe" if not present else f"{present.pop()} on every probe"
-        return CheckResult("probe", False, f"constant reward gives GRPO no signal ({what})", details=details)
+        reason = f"constant reward gives GRPO no signal ({what}); {CONSTANT_FIX}"
+        return CheckResult("probe", False, reason, details=details)
     p99 = stats["p99_latency_ms"]
     if p99 is not None and p99 > cfg.latency_budget_ms:
         reason = f"p99 call latency {p99:.0f} ms is over the budget of {cfg.latency_budget_ms:g} ms"

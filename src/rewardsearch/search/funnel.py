@@ -4,7 +4,8 @@ Read from the store alone (proposer calls, candidates, checks), so a finished, i
 give the same numbers and nothing has to be kept in step during the run. Stages, in order:
 
 - `proposed`: items in the proposer's answers (for a proposer without recorded calls, such as `evolve`: the
-  candidates it gave);
+  candidates it gave); an item-style item defining several score functions counts once per function, since
+  each became a candidate (`propose/item.py`);
 - `parsed`: items that became a candidate (an object with a code string defining a function, not a reserved
   name); the rest are `unreadable`;
 - `duplicates`: parsed items with the source of a candidate already in the run (dropped at parse time) plus

@@ -358,7 +358,8 @@ class Search:
 
         if self._shown_keys is None:
             keys: set[str] = set()
-            for spec in getattr(self.proposer, "shown_examples", lambda: [])():
+            shown = getattr(self.proposer, "shown_examples", None)
+            for spec in shown(self.task.answer_format) if shown else []:
                 probe = check_reward(spec, self.cfg.sandbox, samples, fmt=self.task.answer_format)[-1]
                 if probe.ok and probe.details.get("scores") is not None:
                     keys.add(behaviour_key(probe.details["scores"]))

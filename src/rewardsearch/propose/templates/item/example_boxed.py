@@ -1,0 +1,14 @@
+def close_answer(text: str, gold: str) -> float:
+    """Full credit for the correct number inside \\boxed{}, partial credit when it is close."""
+    import re
+
+    boxes = re.findall(r"\\boxed\{([^{}]*)\}", text[:20000])
+    if len(boxes) != 1:
+        return 0.0
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", boxes[0])
+    gold_numbers = re.findall(r"-?\d+(?:\.\d+)?", gold)
+    if not numbers or not gold_numbers:
+        return 0.0
+    guess, target = float(numbers[-1]), float(gold_numbers[-1])
+    error = abs(guess - target) / max(1.0, abs(target))
+    return 1.0 if error == 0 else max(0.0, 0.5 - error)
