@@ -15,7 +15,7 @@ import pytest
 # Optional dependencies the tests need, by import name, with the extra that installs each. A missing one skips
 # its tests locally; CI sets RS_REQUIRE_EXTRAS=1 (`.ci/run`), where a missing one stops the run instead, so a
 # broken install cannot pass as a green run of skips.
-EXTRAS = {"math_verify": "math", "ray": "ray"}
+EXTRAS = {"math_verify": "math", "ray": "ray", "llama_cpp": "llamacpp"}
 
 
 def sigint_default() -> None:
