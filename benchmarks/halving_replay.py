@@ -35,7 +35,7 @@ from _bench import write_result  # noqa: E402
 from halving_vs_full import found_in  # noqa: E402
 
 from rewardsearch.evaluate.stats import BootstrapSettings  # noqa: E402
-from rewardsearch.report.results import build_results, effective_config  # noqa: E402
+from rewardsearch.report.results import build_results, effective_config, trial_job_s  # noqa: E402
 from rewardsearch.screen.halving import PROMOTED, RungResult, promote  # noqa: E402
 from rewardsearch.search.ranking import rank_key  # noqa: E402
 from rewardsearch.store import Store  # noqa: E402
@@ -92,8 +92,7 @@ def replay(run_dir: Path, keep: float, within_noise: bool, prescreen: bool, k: i
     got = found_in(f_ranked, h_top, k)
 
     def job(tid: str) -> float:
-        t = trials.get(tid)
-        return float((t.metrics.get("job_wall_s") or 0.0) + (t.metrics.get("final_eval_wall_s") or 0.0)) if t else 0.0
+        return trial_job_s(trials[tid]) if tid in trials else 0.0
 
     b_trial = trials[base["trial"]["id"]]
     overhead = job(b_trial.id) - float(b_trial.wall_s or 0.0)   # start-up + final evaluation of one whole job
@@ -107,6 +106,7 @@ def replay(run_dir: Path, keep: float, within_noise: bool, prescreen: bool, k: i
     first = [rung_rows[r["id"]][1].accuracy or 0.0 for r in complete]
     last = [r["dev"]["accuracy"] for r in complete]
     rank_of = {r["id"]: i for i, r in enumerate(f_ranked, 1)}
+    dev_of = {r["id"]: r["dev"]["accuracy"] for r in complete}
     return {
         "keep": keep, "within_noise": within_noise, "prescreen": prescreen, "k": k, "rungs": schedule,
         "candidates": len(complete), "left_out": left_out, "rung_decisions": decisions,
@@ -116,13 +116,12 @@ def replay(run_dir: Path, keep: float, within_noise: bool, prescreen: bool, k: i
                     "shared_s": shared, "prescreen_pool_s": pool if prescreen else 0.0},
         "full_top": [{"name": names[r["id"]], "dev": r["dev"]["accuracy"], "n": r["dev"]["n"]}
                      for r in f_ranked[:k]],
-        "halving_top": [{"name": names[c], "full_budget_dev": next(r["dev"]["accuracy"] for r in complete
-                                                                   if r["id"] == c), "full_budget_rank": rank_of[c]}
+        "halving_top": [{"name": names[c], "full_budget_dev": dev_of[c], "full_budget_rank": rank_of[c]}
                         for c in h_top],
         "found": got["found"], "found_exact": got["found_exact"],
         "found_within_se": [names[c] for c in got["found_within_se"]], "kth_place": got["kth_place"],
         "prescreen_would_reject": [{"name": names[c], "reason": why, "full_budget_rank": rank_of[c],
-                                    "full_budget_dev": next(r["dev"]["accuracy"] for r in complete if r["id"] == c),
+                                    "full_budget_dev": dev_of[c],
                                     "would_be_top_k": rank_of[c] <= k} for c, why in would_reject.items()],
         "spearman_first_rung_vs_final": _spearman(first, last),
         "dev_accuracy_spread": {"min": min(last, default=None), "max": max(last, default=None)},

@@ -40,7 +40,7 @@ from rewardsearch.evaluate.stats import (
 from rewardsearch.search.finals import arm_accuracy, arm_seeds, arm_trial_id, rank_arms
 from rewardsearch.search.ranking import BASELINE, leaderboard, ranked, trial_id_for
 from rewardsearch.search.status import run_status
-from rewardsearch.store import ArmRecord, EvalRecord, Store
+from rewardsearch.store import ArmRecord, EvalRecord, Store, TrialRecord
 
 SCHEMA = "rewardsearch.results/1"
 
@@ -344,6 +344,11 @@ def _screening(store: Store, cfg: Config) -> dict[str, Any]:
     }
 
 
+def trial_job_s(t: TrialRecord) -> float:
+    """A trial's process seconds, the cost's unit: its jobs (every rung segment) plus a final-stage evaluation."""
+    return float((t.metrics.get("job_wall_s") or 0.0) + (t.metrics.get("final_eval_wall_s") or 0.0))
+
+
 def _cost(store: Store) -> dict[str, Any]:
     by_kind: dict[str, dict[str, float]] = defaultdict(lambda: {"trials": 0, "train_s": 0.0, "job_s": 0.0})
     devices: set[str] = set()
@@ -351,7 +356,7 @@ def _cost(store: Store) -> dict[str, Any]:
         k = by_kind[t.kind]
         k["trials"] += 1
         k["train_s"] += t.wall_s or 0.0
-        k["job_s"] += (t.metrics.get("job_wall_s") or 0.0) + (t.metrics.get("final_eval_wall_s") or 0.0)
+        k["job_s"] += trial_job_s(t)
         if t.metrics.get("device"):
             devices.add(str(t.metrics["device"]))
     eval_s = sum(e.wall_s or 0.0 for e in store.evals())
