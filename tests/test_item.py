@@ -19,7 +19,7 @@ import pytest
 from rewardsearch.config import ProposerConfig, SandboxConfig, TaskConfig
 from rewardsearch.propose.item import wrap_item, wrap_items
 from rewardsearch.propose.parse import RESERVED_NAMES, parse_answer
-from rewardsearch.propose.prompt import PromptBuilder, example_source
+from rewardsearch.propose.prompt import PromptBuilder, example_source, item_example
 from rewardsearch.rewards.spec import RewardSpec, reward_id
 from rewardsearch.sandbox import check_reward
 from rewardsearch.sandbox.probe import CONSTANT_FIX, INDEX_DEPENDENCE_FIX
@@ -69,10 +69,11 @@ def _checks(code: str, entry: str):
 
 def _ideas(fmt: str) -> list[str]:
     """`templates/item/ideas.txt` in the words of one answer format."""
-    from rewardsearch.propose.prompt import ITEM_FORMAT_WORDS
+    from rewardsearch.propose.prompt import item_words
+    from rewardsearch.tasks.answers import answer_format
 
     text = example_source("item", "ideas.txt")
-    for key, words in ITEM_FORMAT_WORDS[fmt].items():
+    for key, words in item_words(answer_format(fmt)).items():
         text = text.replace("{" + key + "}", words)
     return [x.strip() for x in text.splitlines() if x.strip()]
 
@@ -87,7 +88,7 @@ def _item_cfg(**kw) -> ProposerConfig:
 def test_the_item_example_wrapped_passes_every_check_the_candidates_face() -> None:
     """The per-item example, as the run sees it (wrapped), is a valid, non-constant, unflagged reward."""
     source, entry = PromptBuilder(_item_cfg()).shown_candidate()
-    assert source.startswith(example_source("item").strip())  # the model's code comes first, line for line
+    assert source.startswith(item_example().strip())  # the model's code comes first, line for line
     assert f"def {entry}(prompts, completions, answer, **kwargs):" in source
     assert "for completion, gold in zip(completions, answer):" in source
     results = _checks(source, entry)
@@ -101,7 +102,7 @@ def test_the_item_prompt_speaks_the_task_s_answer_format_and_its_example_passes_
     """A task answered `#### N` is shown an example reading the `####` line, not `<solution>` tags that none of
     its answers (nor the probes, written in its format) contain; that example passes every check in its format."""
     from rewardsearch.propose.base import RoundContext
-    from rewardsearch.propose.prompt import ITEM_FORMAT_WORDS, item_example
+    from rewardsearch.propose.prompt import item_words
     from rewardsearch.tasks.answers import answer_format
 
     f = answer_format(fmt)
@@ -110,7 +111,7 @@ def test_the_item_prompt_speaks_the_task_s_answer_format_and_its_example_passes_
     system, user = (m["content"] for m in builder.build(ctx, 8).messages)
     assert item_example(f).strip() in system
     assert ("<solution>" in system) == (fmt == "tags") and "{" + "in_answer}" not in system + user
-    words = ITEM_FORMAT_WORDS[fmt]
+    words = item_words(f)
     assert f"penalizes {words['outside']}" in user and words["answer_part"] in system
     source, entry = builder.shown_candidate(f)
     assert reward_id(source) in builder.shown_ids  # a copy of any format's example is a copy
@@ -167,6 +168,64 @@ def test_a_per_item_answer_becomes_a_self_contained_batch_reward_that_passes_the
     for c in (steps, short):
         results = _checks(c.code, c.entrypoint)
         assert all(r.ok for r in results), (c.name, [r.reason for r in results])
+
+
+def _answer_line_format():
+    """A task plugin's own answer format ("Answer: N"), not one of the built-in ones."""
+    from rewardsearch.tasks.answers import AnswerFormat
+
+    source = ("def _solution(text):\n"
+              "    lines = [ln for ln in text.splitlines() if ln.startswith('Answer:')]\n"
+              "    return (lines[-1][len('Answer:'):].strip() or None) if lines else None\n")
+    scope: dict = {}
+    exec(source, scope)
+    return AnswerFormat(name="answer_line", instruction="Reason, then end with a line 'Answer: N'.",
+                        layout=r".*\nAnswer: [^\n]+\s*", markers=("Answer:",), segment=scope["_solution"],
+                        segment_source=source, template="{reasoning}\nAnswer: {answer}",
+                        answer_part="the 'Answer:' line")
+
+
+@pytest.mark.parametrize("fmt", ["tags", "hashes", "answer_line"])
+def test_a_score_function_calling_the_format_s_solution_helper_gets_it_supplied(fmt: str) -> None:
+    """`_solution(text)` is the format's own answer-part function (`segment_source`): a score function that calls
+    it without defining it gets it, after the model's code; one that defines its own keeps its own."""
+    from rewardsearch.propose.item import helpers
+    from rewardsearch.tasks.answers import answer_format
+
+    f = _answer_line_format() if fmt == "answer_line" else answer_format(fmt)
+    code = ("def right_number(text: str, gold: str) -> float:\n"
+            "    \"\"\"The correct number in the answer part.\"\"\"\n"
+            "    part = _solution(text)\n"
+            "    return 1.0 if part is not None and part.strip() == gold.strip() else 0.0\n")
+    (c,) = parse_answer(f"```python\n{code}```", item=True, provided=helpers(f)).candidates
+    assert c.code.startswith(code) and f.segment_source.rstrip() in c.code
+    results = check_reward(RewardSpec(name=c.entrypoint, source=c.code, entrypoint=c.entrypoint),
+                           SandboxConfig(allow_weak=True), SAMPLES, fmt=f)
+    assert all(r.ok for r in results), [r.reason for r in results]
+    assert "golden_pair:wrong" not in results[-1].flags  # it reads this format's answer: right beats wrong
+    own = "def _solution(text):\n    return text\n\n\n" + code
+    (c,) = parse_answer(f"```python\n{own}```", item=True, provided=helpers(f)).candidates
+    assert c.code.count("def _solution(") == 1
+    # without the helper supplied (not the item proposer), the call is a NameError the probes reject
+    (c,) = parse_answer(f"```python\n{code}```", item=True).candidates
+    probe = _checks(c.code, c.entrypoint)[-1]
+    assert not probe.ok and "NameError" in probe.reason
+
+
+def test_a_task_plugin_s_answer_format_gets_an_item_prompt_in_its_own_words() -> None:
+    from rewardsearch.propose.base import RoundContext
+
+    f = _answer_line_format()
+    builder = PromptBuilder(_item_cfg())
+    ctx = RoundContext(round=1, seed=0, task_card=f.instruction, samples=TASK.split("train")[:3], answer_format=f)
+    system, user = (m["content"] for m in builder.build(ctx, 8).messages)
+    assert f.segment_source.rstrip() in system and "the 'Answer:' line" in system + user
+    assert "<solution>" not in system + user and "####" not in system + user
+    source, entry = builder.shown_candidate(f)
+    results = check_reward(RewardSpec(name=entry, source=source, entrypoint=entry), SandboxConfig(allow_weak=True),
+                           SAMPLES, fmt=f)
+    assert all(r.ok for r in results), [r.reason for r in results]
+    assert not results[-1].flags
 
 
 def test_the_wrapper_catches_nothing_a_broken_score_function_is_rejected() -> None:
@@ -363,7 +422,7 @@ def _search(run_dir: Path, url: str, refills: int, style: str = "item"):
 
 
 def test_a_copy_of_the_example_is_dropped_and_the_refill_ask_says_so(tmp_path: Path) -> None:
-    copy = f"```python\n{example_source('item')}```"
+    copy = f"```python\n{item_example()}```"
     with FakeLLM([ok(copy), ok(f"```python\n{NO_IMPORT}```")]) as llm:
         search, store = _search(tmp_path, llm.url, refills=2)
         search.propose_and_check(1)
@@ -416,7 +475,7 @@ def matches_first_answer(prompts, completions, answer, **kwargs):
 
 
 def test_a_renamed_copy_of_the_example_is_rejected_as_a_behavioural_duplicate(tmp_path: Path) -> None:
-    renamed = example_source("item").replace("def close_answer(", "def near_answer(")
+    renamed = item_example().replace("def close_answer(", "def near_answer(")
     with FakeLLM([ok(f"```python\n{renamed}```")]) as llm:
         search, store = _search(tmp_path, llm.url, refills=0)
         search.propose_and_check(1)

@@ -406,6 +406,28 @@ def test_dry_run_flags_format_only_reward():
     assert result.details["evidence"]["format_only"]["kind"] == "empty_formatted"
 
 
+# What real answers hold beside the answer, read by rewards a proposer is asked for (propose/templates/item/
+# ideas.txt). Before the `worked`, `worked_wrong`, `repeated` and `trailing` probes, each of these scored every
+# probe alike and was rejected as constant.
+READS_MORE_THAN_THE_ANSWER = {
+    "calculation_lines": "return [float(c[0]['content'].count(' = ')) for c in completions]",
+    "gold_in_thinking": ("return [1.0 if g in c[0]['content'].split('</thinking>')[0].split('<thinking>')[-1] "
+                         "else 0.0 for c, g in zip(completions, answer)]"),
+    "repeated_lines": ("return [-float(len(c[0]['content'].splitlines()) - len(set(c[0]['content'].splitlines())))"
+                       " for c in completions]"),
+    "text_after_answer": ("return [-1.0 if c[0]['content'].split('</solution>')[-1].strip() and '</solution>' in "
+                          "c[0]['content'] else 0.0 for c in completions]"),
+}
+
+
+@pytest.mark.parametrize("body", READS_MORE_THAN_THE_ANSWER.values(), ids=READS_MORE_THAN_THE_ANSWER)
+def test_dry_run_gives_signal_to_rewards_that_read_the_reasoning(body):
+    result = dry_run(RewardSpec(name="reward", source=make(body)), CFG, SAMPLES)
+    assert result.ok, result.reason
+    realistic = {k: result.details["mean_by_kind"][k] for k in ("correct", "worked", "repeated", "trailing")}
+    assert len(set(realistic.values())) > 1, realistic
+
+
 def test_dry_run_rejects_index_dependence():
     source = make("return [float(i % 3) for i in range(len(completions))]")
     result = dry_run(RewardSpec(name="reward", source=source), CFG, SAMPLES)

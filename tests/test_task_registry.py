@@ -345,6 +345,11 @@ def test_probe_pool_is_written_in_the_format(fmt) -> None:
     assert fmt.segment(pool["unformatted"]) is None and "18" in pool["unformatted"]
     assert not fmt.segment(pool["empty_formatted"])  # markers around nothing
     assert all(pool["doubled_tags"].count(m) == 2 for m in fmt.markers)
+    # the realistic kinds: answered as `correct` (or `wrong`), with calculations, a loop or chatter around it
+    assert [extract_strict(pool[k], fmt) for k in ("worked", "worked_wrong", "repeated", "trailing")] == [
+        "18", "19", "18", "18"]
+    assert "20 - 2 = 18" in pool["worked"] and "20 - 1 = 19" in pool["worked_wrong"]
+    assert not fmt.is_exact(pool["trailing"])
 
 
 @pytest.mark.parametrize(("require", "expect_rc"), [("1", 4), ("0", 0)])

@@ -29,6 +29,10 @@ need no correct answer: length, repetition, format), is wrapped the same way but
 without `gold`. It cannot tell a right answer from a wrong one; the probes (their `golden_pair` and other flags)
 and the pre-screen judge that, as for any candidate. This module is the one place that rule lives.
 
+The task's answer-part helper `_solution(text)` (its answer format's `segment_source`, which the prompt's
+example calls and the base rewards read the answer with: `helpers`) is supplied to code that calls it without
+defining it, after the model's code (so line numbers stay the model's), as the complete source of that function.
+
 What `wrap_items` repairs, all visible in the stored source: top-level statements that only run at import
 (`print(score(...))`, `assert ...`, an `if __name__ == "__main__":` block) are removed (blank lines keep the
 numbering); modules of the sandbox's allowlist used as `re.findall(...)` but never imported or bound are
@@ -47,6 +51,7 @@ import re
 from dataclasses import dataclass
 
 from rewardsearch.sandbox.static import ALLOWED_MODULES
+from rewardsearch.tasks.answers import AnswerFormat
 
 SIGNATURE = "def <name>(text: str, gold: str) -> float"
 SIGNATURE_TEXT_ONLY = "def <name>(text: str) -> float"
@@ -81,6 +86,17 @@ class Wrapped:
     function: str        # the model's per-item score function
     doc: str             # first line of the score function's docstring ("" when it has none)
     gold: bool = True    # called as function(text, gold); False: function(text), without the correct answer
+
+
+def helpers(fmt: AnswerFormat) -> dict[str, str]:
+    """The functions a score function may call without defining them: the answer format's `_solution(text)`."""
+    return {"_solution": fmt.segment_source}
+
+
+def _missing_helpers(tree: ast.Module, provided: dict[str, str]) -> list[str]:
+    """Sources of the provided helpers the code uses but never binds."""
+    bound, loaded = _bound_names(tree), _loaded_names(tree)
+    return [source for name, source in sorted(provided.items()) if name in loaded and name not in bound]
 
 
 def takes_completions(code: str) -> bool:
@@ -187,11 +203,13 @@ def _wrapper_name(fn: str, taken: set[str]) -> str:
     return next(o for o in options if o not in taken)
 
 
-def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = frozenset()) -> list[Wrapped] | str:
+def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = frozenset(),
+               provided: dict[str, str] | None = None) -> list[Wrapped] | str:
     """One batch reward per score function in `code` (the main one first, `_score_functions`), or why there is
     none. `name`: the item's own name for its function, if it gave one; `avoid`: names the wrapper must not take
-    (the base rewards'). Each keeps the module's imports, helpers and constants; the other score functions made
-    candidates of their own are blanked out of it (blank lines keep the model's line numbers)."""
+    (the base rewards'); `provided`: helpers supplied to code that calls them undefined (`helpers`). Each keeps
+    the module's imports, helpers and constants; the other score functions made candidates of their own are
+    blanked out of it (blank lines keep the model's line numbers)."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -212,6 +230,7 @@ def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = froze
             _blank(lines, node)
     imports = _missing_imports(tree)
     added = ("\n" + "".join(f"import {m}\n" for m in imports)) if imports else ""
+    added += "".join("\n\n" + source.rstrip() + "\n" for source in _missing_helpers(tree, provided or {}))
     taken = _bound_names(tree) | set(avoid)
     out = []
     for d, arity in scores:
@@ -228,9 +247,10 @@ def wrap_items(code: str, name: str | None = None, avoid: frozenset[str] = froze
     return out
 
 
-def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozenset()) -> Wrapped | str:
+def wrap_item(code: str, name: str | None = None, avoid: frozenset[str] = frozenset(),
+              provided: dict[str, str] | None = None) -> Wrapped | str:
     """The batch reward around the main score function in `code` (`wrap_items`' first), or why there is none."""
-    wrapped = wrap_items(code, name, avoid)
+    wrapped = wrap_items(code, name, avoid, provided)
     return wrapped if isinstance(wrapped, str) else wrapped[0]
 
 

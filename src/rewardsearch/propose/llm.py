@@ -55,6 +55,7 @@ from typing import Any
 
 from rewardsearch.config import ProposerConfig
 from rewardsearch.propose.base import MAX_NOTES, ProposerError, RoundContext, clip_note
+from rewardsearch.propose.item import helpers
 from rewardsearch.propose.parse import ParseResult, parse_answer
 from rewardsearch.propose.prompt import Prompt, PromptBuilder, env_secrets, redact
 from rewardsearch.rewards.spec import RewardSpec
@@ -283,7 +284,9 @@ class LLMProposer:
                 break
             if answer.meta.get("tokens_estimated") and not answer.prompt_tokens:
                 answer.prompt_tokens = prompt.chars // _CHARS_PER_TOKEN
-            parsed = parse_answer(answer.content, item=self.prompts.style == "item")
+            item_style = self.prompts.style == "item"
+            parsed = parse_answer(answer.content, item=item_style,
+                                  provided=helpers(ctx.answer_format) if item_style else None)
             specs, dropped = self._accept(parsed, ctx, taken, n - len(out), answer)
             found = answer_notes(parsed, dropped, code_answers=self.prompts.code_answers)
             self._record(

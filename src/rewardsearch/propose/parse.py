@@ -216,9 +216,10 @@ def _reserved_reason(label: str, entry: str) -> str:
             "name")
 
 
-def validate_item(index: int, item: Any, item_style: bool = False) -> list[Candidate] | Dropped:
+def validate_item(index: int, item: Any, item_style: bool = False,
+                  provided: dict[str, str] | None = None) -> list[Candidate] | Dropped:
     """The candidates of one item (one, but in the item style one per score function it defines, the main one
-    first), or why there is none."""
+    first), or why there is none. `provided`: the item style's helpers (`item.helpers`)."""
     if not isinstance(item, dict):
         return Dropped(index, None, f"item {index} is a {type(item).__name__}, not an object with name and code")
     raw_name = item.get("name")
@@ -232,7 +233,7 @@ def validate_item(index: int, item: Any, item_style: bool = False) -> list[Candi
     description = description.strip() if isinstance(description, str) else ""
     found: list[tuple[str, str, str, str | None]] = []  # (code, entrypoint, docstring line, name)
     if item_style and not takes_completions(code):
-        wrapped = wrap_items(code, name, avoid=RESERVED_NAMES)
+        wrapped = wrap_items(code, name, avoid=RESERVED_NAMES, provided=provided)
         if isinstance(wrapped, str):
             return Dropped(index, name, f"{label}: {wrapped}")
         reserved = next((w.function for w in wrapped if w.function in RESERVED_NAMES), None)
@@ -260,15 +261,16 @@ def validate_item(index: int, item: Any, item_style: bool = False) -> list[Candi
     return out
 
 
-def parse_answer(text: str | None, item: bool = False) -> ParseResult:
-    """Candidates and dropped items of one answer; see the module docstring (`item`: the item prompt style)."""
+def parse_answer(text: str | None, item: bool = False, provided: dict[str, str] | None = None) -> ParseResult:
+    """Candidates and dropped items of one answer; see the module docstring (`item`: the item prompt style;
+    `provided`: its helpers, `item.helpers`)."""
     if text is None or not text.strip():
         return ParseResult(how="nothing", error="empty answer")
     items, how, error = _find_items(text.strip())
     result = ParseResult(how=how, error=error)
     extra: list[Candidate] = []
     for i, value in enumerate(items or []):
-        out = validate_item(i, value, item_style=item)
+        out = validate_item(i, value, item_style=item, provided=provided)
         if isinstance(out, Dropped):
             result.dropped.append(out)
         else:

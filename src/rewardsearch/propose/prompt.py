@@ -17,17 +17,18 @@ check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md
 each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
 `answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
 with is the wrapped one (`shown_candidate`). The item prompt speaks the task's answer format
-(`RoundContext.answer_format`): its example is `item/example_<format>.py` (tags: `item/example.py`) and its ideas
-and contract name the answer part in the format's words (`ITEM_FORMAT_WORDS`); a copy of any format's example is
-dropped as a copy.
+(`RoundContext.answer_format`): its example (`item_example`) is the format's own `_solution(text)` helper (its
+`segment_source`) and `item/example.py` calling it, and its ideas and contract name the answer part in the
+format's words (`item_words`, from `AnswerFormat.answer_part`); a copy of any built-in format's example is dropped
+as a copy.
 `proposer.prompt_style=auto` picks item when the run serves its own model (`ProposerConfig.resolved_style`; measured
 on 2026-12-03: docs/llm-local.md).
 
 - `system.j2`: the reward contract and the answer format. Slots: `allowed_modules`, `score_bound`,
   `base_rewards` (the source of `rewardsearch/rewards/base.py`), `base_names`, `example`, `code_answers` (the
   code and item styles: answers are ```python blocks, not JSON; also in `user.j2`), `item_answers` (`user.j2`:
-  the item style asks for scoring functions), and the answer format's words (`ITEM_FORMAT_WORDS`: `answer_part`,
-  `inside_answer`, `in_answer`, `reasoning`, `outside`; `item/ideas.txt` uses them as `{name}`).
+  the item style asks for scoring functions), and the answer format's words (`item_words`: `answer_part`,
+  `in_answer`, `reasoning`, `outside`; `item/ideas.txt` uses them as `{name}`).
 - `user.j2`: the round's request. Slots: `round`, `n`, `task_card`, `samples` (question, answer), `feedback`
   (False in `random` mode: no results at all), `baseline`, `top` and `bottom` (entries: name, id, round,
   accuracy, ci95, n, extraction, flags, description, curves, shift, source), `failures` (name, round, state, reason),
@@ -68,7 +69,8 @@ from rewardsearch.propose.base import HistoryEntry, ProposerError, ProposerNotAv
 from rewardsearch.propose.parse import RESERVED_NAMES
 from rewardsearch.rewards.spec import RewardSpec
 from rewardsearch.search.hacking import describe_shift
-from rewardsearch.tasks.answers import TAGS, AnswerFormat, answer_format
+from rewardsearch.tasks.answers import FORMATS as ANSWER_FORMATS
+from rewardsearch.tasks.answers import TAGS, AnswerFormat
 
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
@@ -185,35 +187,23 @@ def example_source(style: str = "compact", name: str = "example.py") -> str:
     return resources.files("rewardsearch.propose").joinpath(f"templates/{folder}/{name}").read_text()
 
 
-# The item prompt in the task's answer format: its example is `templates/item/example_<format>.py` (tags:
-# `example.py`) and its ideas and contract name the answer part with these words, so a task answered `#### N`
-# is not shown rewards reading `<solution>` tags that none of its answers (nor the probes written in its
-# format) contain. A format not listed here gets the tags example and words.
-ITEM_FORMAT_WORDS: dict[str, dict[str, str]] = {
-    "tags": {"inside_answer": "inside the solution tags", "in_answer": "in the solution tags",
-             "answer_part": "the solution tags", "reasoning": "the thinking",
-             "outside": "text outside the thinking and solution tags"},
-    "hashes": {"inside_answer": "on the '####' answer line", "in_answer": "on the '####' answer line",
-               "answer_part": "the '####' answer line", "reasoning": "the reasoning before it",
-               "outside": "text after the '####' answer line"},
-    "answer_is": {"inside_answer": "in the 'The answer is' sentence", "in_answer": "in the 'The answer is' sentence",
-                  "answer_part": "the 'The answer is' sentence", "reasoning": "the reasoning before it",
-                  "outside": "text after the 'The answer is' sentence"},
-    "boxed": {"inside_answer": "inside \\boxed{}", "in_answer": "inside \\boxed{}",
-              "answer_part": "the \\boxed{} answer", "reasoning": "the reasoning before it",
-              "outside": "text after the \\boxed{} answer"},
-}
+# The item prompt in the task's answer format, all of it derived from the format (`AnswerFormat`): the example
+# reads the answer with the format's own `_solution(text)` (its `segment_source`, which the item wrapper also
+# supplies to a candidate that calls it without defining it: `item.helpers`), and the contract and ideas name the
+# answer part in the format's words. So a task answered `#### N` is not shown rewards reading `<solution>` tags
+# that none of its answers (nor the probes written in its format) contain, and a task plugin's own format is
+# spoken as well as a built-in one.
+def item_words(fmt: AnswerFormat) -> dict[str, str]:
+    """The slots of the item prompt and `item/ideas.txt` that name where an answer's parts are."""
+    return {"answer_part": fmt.answer_part, "in_answer": f"in {fmt.answer_part}", "reasoning": "the reasoning",
+            "outside": f"text after {fmt.answer_part}"}
 
 
 def item_example(fmt: AnswerFormat = TAGS) -> str:
-    """The item prompt's example for the answer format `fmt` (see `ITEM_FORMAT_WORDS`)."""
-    if fmt.name in ITEM_FORMAT_WORDS and fmt.name != "tags":
-        return example_source("item", f"example_{fmt.name}.py")
-    return example_source("item")
-
-
-def _item_words(fmt: AnswerFormat) -> dict[str, str]:
-    return ITEM_FORMAT_WORDS.get(fmt.name, ITEM_FORMAT_WORDS["tags"])
+    """The item prompt's example in the answer format `fmt`: the format's `_solution` helper, then the score
+    function (`templates/item/example.py`) that calls it and wants each of the format's markers once."""
+    score = example_source("item").replace("{answer_part}", fmt.answer_part).replace("{markers}", repr(fmt.markers))
+    return fmt.segment_source.rstrip() + "\n\n\n" + score
 
 
 class PromptBuilder:
@@ -231,7 +221,7 @@ class PromptBuilder:
         self.code_answers = self.style in ("code", "item")  # answered as ```python blocks, not JSON
         self.example = example_source(self.style).strip()
         # a copy of any format's example is a copy (the item style shows the one of the task's format)
-        formats = [answer_format(f) for f in ITEM_FORMAT_WORDS] if self.style == "item" else [TAGS]
+        formats = list(ANSWER_FORMATS.values()) if self.style == "item" else [TAGS]
         shown = [c for c in (self.shown_candidate(f) for f in formats) if c is not None]
         self.shown_ids = {reward_id(c[0]) for c in shown}
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
@@ -272,7 +262,7 @@ class PromptBuilder:
         if self.style != "item":
             return []
         ideas = [x.strip() for x in example_source("item", "ideas.txt").splitlines() if x.strip()]
-        for key, words in _item_words(ctx.answer_format).items():
+        for key, words in item_words(ctx.answer_format).items():
             ideas = [x.replace("{" + key + "}", words) for x in ideas]
         refill = int(ctx.refill.rsplit("_", 1)[-1]) if ctx.refill and ctx.refill[-1].isdigit() else 0
         start = 3 * ctx.round + 2 * refill + have
@@ -348,7 +338,7 @@ class PromptBuilder:
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
             base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES),
             example=item_example(ctx.answer_format).strip() if self.style == "item" else self.example,
-            code_answers=self.code_answers, **_item_words(ctx.answer_format),
+            code_answers=self.code_answers, **item_words(ctx.answer_format),
         )
         base = ctx.baseline_dev if ctx.feedback else None
         baseline = None

@@ -217,7 +217,7 @@ def _answer_format_source(answer_format: AnswerFormat) -> str:
     tree = ast.parse(answer_format.segment_source)
     if not any(isinstance(n, ast.FunctionDef) and n.name == "_solution" for n in tree.body):
         raise ExportError(f"answer format {answer_format.name!r}: its segment_source defines no _solution(text)")
-    fields = {k: getattr(answer_format, k) for k in ("name", "instruction", "layout", "markers", "template")}
+    fields = {k: getattr(answer_format, k) for k in ("name", "instruction", "layout", "markers", "template", "answer_part")}
     args = "".join(f"    {k}={v!r},\n" for k, v in fields.items())
     return (
         "# the run's task's own answer format: its answer-segment function from its segment_source\n"

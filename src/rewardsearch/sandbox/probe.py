@@ -20,6 +20,16 @@
 | `number_spam`     | `0 1 2 ... 1000` inside the solution tags                | number-spam exploit     |
 | `many_solutions`  | twenty solution blocks, GOLD among them                  | many-tags exploit       |
 | `prompt_echo`     | the question itself                                      | prompt-echo exploit     |
+| `worked`          | `correct` with calculation lines ending in GOLD          | a realistic answer      |
+| `worked_wrong`    | the same, every line and the answer ending in GOLD + 1   | a realistic wrong one   |
+| `repeated`        | `correct` whose reasoning repeats one line 12 times      | a degenerate loop       |
+| `trailing`        | `correct` followed by a line of chatter                  | text after the answer   |
+
+The last four are there for rewards that read what real answers hold beside the answer (calculations, numbers
+in the reasoning, repeated lines, text after the answer part): with only the kinds above such a reward, correctly
+written, scored every probe alike and was rejected as constant (docs/llm-local.md, 2026-12-03). They raise no
+flag. Adding kinds changes every behaviour signature (`details["scores"]`): a candidate checked before the
+change is not found as the twin of one checked after it (a missed duplicate, never a false one).
 
 The pool (conversational, as TRL passes it) is scored in batches of 64 twice by one worker and once by a
 fresh second worker, once shuffled, in batches of 8, one probe at a time (the first sample's), and in the plain
@@ -97,6 +107,7 @@ def call_fix(error: str | None) -> str | None:
 PROBE_KINDS = (
     "correct", "wrong", "empty", "garbage", "unformatted", "missing_close", "doubled_tags", "unicode_digits",
     "non_numeric", "huge", "padded", "empty_formatted", "number_spam", "many_solutions", "prompt_echo",
+    "worked", "worked_wrong", "repeated", "trailing",
 )  # fmt: skip
 FAILURE_KINDS = ("garbage", "missing_close", "non_numeric", "huge")
 EXTRA_SAMPLES = (("A diver is at 3 meters and goes down 10 meters. At what height is she now?", "-7"),
@@ -144,6 +155,23 @@ def _wrong_answer(gold: str) -> str:
 
 
 _REASONING = "Let me work through the problem step by step."
+_CHATTER = "I hope this helps! Let me know if you have any other questions."
+
+
+def _number_text(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else str(float(value))
+
+
+def _worked(answer: str) -> list[str]:
+    """Calculation lines as a model writes them, the last one's result `answer` (when it is a number)."""
+    steps = ["2 + 3 = 5", "5 * 4 = 20"]
+    try:
+        value = Fraction(answer.replace(",", "").replace("$", "").strip())
+    except (ValueError, ZeroDivisionError):
+        return steps
+    rest = value - 20
+    steps.append(f"20 + {_number_text(rest)} = {answer}" if rest >= 0 else f"20 - {_number_text(-rest)} = {answer}")
+    return steps
 
 
 def _filler(chars: int) -> str:
@@ -185,6 +213,10 @@ def build_pool(samples: list[tuple[str, str]], fmt: AnswerFormat = TAGS) -> list
             "number_spam": formatted(spam),
             "many_solutions": "\n".join(formatted(d, "Trying answers." if k == 0 else "") for k, d in enumerate(decoys)),
             "prompt_echo": question,
+            "worked": formatted(gold, "\n".join(_worked(gold))),
+            "worked_wrong": formatted(wrong, "\n".join(_worked(wrong))),
+            "repeated": formatted(gold, "\n".join([_REASONING] + [_worked(gold)[1]] * 12)),
+            "trailing": formatted(gold) + "\n" + _CHATTER,
         }
         pool.extend(_Probe(i, kind, texts[kind]) for kind in PROBE_KINDS)
     return pool

@@ -415,7 +415,9 @@ class AnswerFormat(NamedTuple):
     - `segment`: the answer text of a completion (None: no answer in this format);
     - `segment_source`: the same function as standalone source (`def _solution(text): ...`, stdlib `re`
       only) for reward programs that run in the sandbox;
-    - `template`: a well-formed completion, with `{reasoning}` and `{answer}` slots.
+    - `template`: a well-formed completion, with `{reasoning}` and `{answer}` slots;
+    - `answer_part`: what the answer segment is called in words ("the '####' answer line"), for prompts that
+      ask for code reading it (the item proposer's contract, example and ideas).
     """
 
     name: str
@@ -425,6 +427,7 @@ class AnswerFormat(NamedTuple):
     segment: Callable[[str | None], str | None]
     segment_source: str
     template: str
+    answer_part: str = "the answer part"
 
     def write(self, answer: str, reasoning: str = "...step-by-step reasoning...") -> str:
         """A completion in this format."""
@@ -451,6 +454,7 @@ TAGS = AnswerFormat(
         "    return text[start + len('<solution>'):end].strip() if start >= 0 else None\n"
     ),
     template="<thinking>{reasoning}</thinking><solution>{answer}</solution>",
+    answer_part='the solution tags',
 )
 BOXED = AnswerFormat(
     name="boxed",
@@ -472,6 +476,7 @@ BOXED = AnswerFormat(
         "    return None\n"
     ),
     template="{reasoning}\nThe final answer is $\\boxed{{{answer}}}$.",
+    answer_part='the \\boxed{} answer',
 )
 HASHES = AnswerFormat(
     name="hashes",
@@ -490,6 +495,7 @@ HASHES = AnswerFormat(
         "    return rest or None\n"
     ),
     template="{reasoning}\n#### {answer}",
+    answer_part="the '####' answer line",
 )
 # The sentence small instruct models end with on their own ("The final answer is 10."). For SmolLM2-135M it is
 # second to `hashes` (strict 0.031 vs 0.062 on the smoke's problems: presets/smoke.yaml), kept as a choice.
@@ -508,6 +514,7 @@ ANSWER_IS = AnswerFormat(
         "    return rest or None\n"
     ),
     template="{reasoning}\nThe answer is {answer}",  # no full stop: written with no answer, it reads as none
+    answer_part="the 'The answer is' sentence",
 )
 FORMATS: dict[str, AnswerFormat] = {f.name: f for f in (TAGS, BOXED, HASHES, ANSWER_IS)}
 

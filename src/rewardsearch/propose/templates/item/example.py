@@ -1,11 +1,11 @@
 def close_answer(text: str, gold: str) -> float:
-    """Full credit for the correct number in the solution tags, partial credit when it is close."""
+    """Full credit for the correct number in {answer_part}, partial credit when it is close."""
     import re
 
-    blocks = re.findall(r"<solution>(.*?)</solution>", text[:20000], re.DOTALL)
-    if len(blocks) != 1:
+    answer = _solution(text[:20000])
+    if answer is None or any(text.count(marker) != 1 for marker in {markers}):
         return 0.0
-    numbers = re.findall(r"-?\d+(?:\.\d+)?", blocks[0])
+    numbers = re.findall(r"-?\d+(?:\.\d+)?", answer)
     gold_numbers = re.findall(r"-?\d+(?:\.\d+)?", gold)
     if not numbers or not gold_numbers:
         return 0.0
