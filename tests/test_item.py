@@ -89,6 +89,7 @@ def test_the_item_example_wrapped_passes_every_check_the_candidates_face() -> No
     """The per-item example, as the run sees it (wrapped), is a valid, non-constant, unflagged reward."""
     source, entry = PromptBuilder(_item_cfg()).shown_candidate()
     assert source.startswith(item_example().strip())  # the model's code comes first, line for line
+    assert TASK.answer_format.segment_source.rstrip() in source  # then the helper it calls, supplied
     assert f"def {entry}(prompts, completions, answer, **kwargs):" in source
     assert "for completion, gold in zip(completions, answer):" in source
     results = _checks(source, entry)
@@ -219,7 +220,7 @@ def test_a_task_plugin_s_answer_format_gets_an_item_prompt_in_its_own_words() ->
     builder = PromptBuilder(_item_cfg())
     ctx = RoundContext(round=1, seed=0, task_card=f.instruction, samples=TASK.split("train")[:3], answer_format=f)
     system, user = (m["content"] for m in builder.build(ctx, 8).messages)
-    assert f.segment_source.rstrip() in system and "the 'Answer:' line" in system + user
+    assert "_solution(text)" in system and "the 'Answer:' line" in system + user
     assert "<solution>" not in system + user and "####" not in system + user
     source, entry = builder.shown_candidate(f)
     results = check_reward(RewardSpec(name=entry, source=source, entrypoint=entry), SandboxConfig(allow_weak=True),

@@ -17,10 +17,10 @@ check; 1.5B: 0-2 of 3), in fenced blocks 1-5 of 5-6 passed it (docs/llm-local.md
 each answer into the batch reward (`item.py`), so the batch bugs small models write (comparing with the whole
 `answer` list, an undefined `gold` after dropping the `zip`) cannot be written. The example a copy is compared
 with is the wrapped one (`shown_candidate`). The item prompt speaks the task's answer format
-(`RoundContext.answer_format`): its example (`item_example`) is the format's own `_solution(text)` helper (its
-`segment_source`) and `item/example.py` calling it, and its ideas and contract name the answer part in the
-format's words (`item_words`, from `AnswerFormat.answer_part`); a copy of any built-in format's example is dropped
-as a copy.
+(`RoundContext.answer_format`): its example (`item/example.py`) reads the answer part with the format's own
+`_solution(text)` (its `segment_source`, supplied to every item candidate that calls it: `item.helpers`), and its
+ideas and contract name the answer part in the format's words (`item_words`, from `AnswerFormat.answer_part`); a
+copy of any built-in format's example is dropped as a copy.
 `proposer.prompt_style=auto` picks item when the run serves its own model (`ProposerConfig.resolved_style`; measured
 on 2026-12-03: docs/llm-local.md).
 
@@ -188,11 +188,12 @@ def example_source(style: str = "compact", name: str = "example.py") -> str:
 
 
 # The item prompt in the task's answer format, all of it derived from the format (`AnswerFormat`): the example
-# reads the answer with the format's own `_solution(text)` (its `segment_source`, which the item wrapper also
-# supplies to a candidate that calls it without defining it: `item.helpers`), and the contract and ideas name the
-# answer part in the format's words. So a task answered `#### N` is not shown rewards reading `<solution>` tags
-# that none of its answers (nor the probes written in its format) contain, and a task plugin's own format is
-# spoken as well as a built-in one.
+# reads the answer with the format's own `_solution(text)` (its `segment_source`), which the item wrapper supplies
+# to every candidate that calls it without defining it (`item.helpers`), and the contract and ideas name the answer
+# part in the format's words. So a task answered `#### N` is not shown rewards reading `<solution>` tags that none
+# of its answers (nor the probes written in its format) contain, and a task plugin's own format is spoken as well
+# as a built-in one. The helper's source is not shown: shown beside the example, the 0.5B coder copied both
+# verbatim in 6 of 7 answers (docs/llm-local.md, 2026-12-03, evening).
 def item_words(fmt: AnswerFormat) -> dict[str, str]:
     """The slots of the item prompt and `item/ideas.txt` that name where an answer's parts are."""
     return {"answer_part": fmt.answer_part, "in_answer": f"in {fmt.answer_part}", "reasoning": "the reasoning",
@@ -200,10 +201,9 @@ def item_words(fmt: AnswerFormat) -> dict[str, str]:
 
 
 def item_example(fmt: AnswerFormat = TAGS) -> str:
-    """The item prompt's example in the answer format `fmt`: the format's `_solution` helper, then the score
-    function (`templates/item/example.py`) that calls it and wants each of the format's markers once."""
-    score = example_source("item").replace("{answer_part}", fmt.answer_part).replace("{markers}", repr(fmt.markers))
-    return fmt.segment_source.rstrip() + "\n\n\n" + score
+    """The item prompt's example in the answer format `fmt` (`templates/item/example.py`): a score function that
+    reads the answer part with the format's `_solution(text)` and wants each of the format's markers once."""
+    return example_source("item").replace("{answer_part}", fmt.answer_part).replace("{markers}", repr(fmt.markers))
 
 
 class PromptBuilder:
@@ -244,13 +244,13 @@ class PromptBuilder:
     def shown_candidate(self, fmt: AnswerFormat = TAGS) -> tuple[str, str | None] | None:
         """(source, entrypoint) of the example as a candidate: what a verbatim copy of it becomes (for the item
         style, its wrapped module, in the answer format `fmt`); None for the full prompt, which shows no example."""
-        from rewardsearch.propose.item import wrap_item
+        from rewardsearch.propose.item import helpers, wrap_item
         from rewardsearch.propose.parse import find_entrypoint
 
         if self.style not in ("compact", "code", "item"):
             return None
         if self.style == "item":
-            wrapped = wrap_item(item_example(fmt).strip() + "\n", avoid=RESERVED_NAMES)
+            wrapped = wrap_item(item_example(fmt).strip() + "\n", avoid=RESERVED_NAMES, provided=helpers(fmt))
             if isinstance(wrapped, str):  # the shipped examples are tested to wrap; a broken edit says so here
                 raise ProposerNotAvailable(f"the item prompt's example for {fmt.name!r}: {wrapped}")
             return wrapped.code, wrapped.entrypoint
