@@ -193,7 +193,8 @@ def example_source(style: str = "compact", name: str = "example.py") -> str:
 # part in the format's words. So a task answered `#### N` is not shown rewards reading `<solution>` tags that none
 # of its answers (nor the probes written in its format) contain, and a task plugin's own format is spoken as well
 # as a built-in one. The helper's source is not shown: shown beside the example, the 0.5B coder copied both
-# verbatim in 6 of 7 answers (docs/llm-local.md, 2026-12-03, evening).
+# verbatim in 4 of its first 7 answers, and none of its 5 candidates passed the probes (docs/llm-local.md,
+# 2026-12-03, evening).
 def item_words(fmt: AnswerFormat) -> dict[str, str]:
     """The slots of the item prompt and `item/ideas.txt` that name where an answer's parts are."""
     return {"answer_part": fmt.answer_part, "in_answer": f"in {fmt.answer_part}", "reasoning": "the reasoning",
