@@ -11,4 +11,4 @@ def close_answer(text: str, gold: str) -> float:
         return 0.0
     guess, target = float(numbers[-1]), float(gold_numbers[-1])
     error = abs(guess - target) / max(1.0, abs(target))
-    return 1.0 if error == 0 else max(0.0, 0.5 - error)
+    return 1.0 if error == 0 else 0.5 / (1.0 + error)
