@@ -13,8 +13,9 @@ de-duplication (a copy of the prompt's example included); `--answer-format` sets
 prompt, the probes and the base rewards follow it). `--refills 0` is the loop without refills (the
 2026-12-02 measurements, made with `--calls` x `--batch` requests and no refill, equal `--rounds` x
 `--per-round` with `--refills 0`). Writes benchmarks/results/<date>-proposer-funnel-<model>-<style>-refills<R>.json
-with the funnel per round (`search/funnel.py`, read from the store) and in total, per-candidate verdicts, the
-notes each refill ask carried, tokens/s and the server's load time; `--baseline FILE` copies an earlier result's
+with the funnel per round (`search/funnel.py`, read from the store) and in total, per-candidate verdicts and their
+classes (`verdict_class`: constant, copy of the example, out of bounds, ...), the notes and repairs each refill
+ask carried, tokens/s and the server's load time; `--baseline FILE` copies an earlier result's
 funnel beside it.
 """
 
@@ -30,6 +31,29 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _bench import write_result  # noqa: E402
+
+
+def verdict_class(state: str, reason: str | None) -> str | None:
+    """What became of one candidate, in a few words (None: an item dropped as beyond the candidates wanted)."""
+    reason = reason or ""
+    if state == "accepted":
+        return "accepted"
+    if "beyond the" in reason and "still wanted" in reason:
+        return None
+    if "prompt's example" in reason:
+        return "copy of the example"
+    if reason.startswith("dedup:") or "same normalized source" in reason:
+        return "twin of another candidate"
+    if "constant reward" in reason:
+        return "constant"
+    if "|score| must be <=" in reason:
+        return "out of bounds"
+    if "call failed" in reason and "error: " in reason:
+        return "call failed: " + reason.split("error: ", 1)[1].split(":", 1)[0]
+    if reason.startswith("static:"):
+        return "static: " + reason.split(": ", 2)[-1].split(" is not allowed")[0][:40]
+    return reason.split(":", 1)[0] or state
+
 
 _SUM = ("calls", "proposed", "parsed", "unreadable", "duplicates", "candidates", "passed_static", "passed_probes",
         "refills", "refilled", "completion_tokens")
@@ -104,13 +128,18 @@ def main() -> None:
         for d in call["dropped"]:
             verdicts.append({"round": call["round"], "refill": call["meta"].get("refill"), "name": d.get("name"),
                              "state": "dropped at parse", "reason": d["reason"]})
+    classes: dict[str, int] = {}
+    for v in verdicts:
+        if (what := verdict_class(v["state"], v["reason"])) is not None:
+            classes[what] = classes.get(what, 0) + 1
     refill_notes = []
     for call in ok:
         if call["meta"].get("refill"):
             user = next(m["content"] for m in call["request"]["messages"] if m["role"] == "user")
+            repairs = user.count("\nYour function `")
             lines = user.split("Problems with your previous answer:\n", 1)[-1].split("\n\n", 1)[0].splitlines() \
                 if "Problems with your previous answer:" in user else []
-            refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"],
+            refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"], "repairs_shown": repairs,
                                  "notes": [ln[2:] for ln in lines if ln.startswith("- ")]})
     baseline = None
     if args.baseline:
@@ -131,7 +160,8 @@ def main() -> None:
         "prompt_tokens": [c["prompt_tokens"] for c in ok], "completion_tokens": [c["completion_tokens"] for c in ok],
         "request_s": [round(c["latency_s"], 1) for c in ok],
         "tokens_per_s": round(total["completion_tokens"] / seconds, 2) if seconds else None,
-        "wall_s": round(wall, 1), "refill_notes": refill_notes, "verdicts": verdicts,
+        "wall_s": round(wall, 1), "verdict_classes": dict(sorted(classes.items(), key=lambda kv: -kv[1])),
+        "refill_notes": refill_notes, "verdicts": verdicts,
     }
     print(json.dumps({k: result[k] for k in ("funnel", "tokens_per_s", "wall_s")}))
     tag = f"-{args.tag}" if args.tag else ""
