@@ -277,8 +277,8 @@ class Search:
         per candidate of the round rejected so far, its one-line reason and "fix it" (`RoundContext.notes`), so
         the proposer can repair rather than guess again; the previous ask's candidates rejected by the static
         check or the probes (bugs, not copies) also go as `RoundContext.repairs`, which the item style shows with
-        the model's own code and asks for fixed first (docs/llm-local.md, 2026-12-03, evening). No check is
-        relaxed: a replacement is checked like any candidate and may be lost in turn. Each refill is marked in the store, so `resume` never asks twice for
+        the model's own code and asks for fixed first (docs/llm-local.md, 2026-12-03, evening). No check is relaxed: a replacement is checked like any
+        candidate and may be lost in turn. Each refill is marked in the store, so `resume` never asks twice for
         the same one; its candidates carry `meta.refill`, and the funnel counts them (`search/funnel.py`).
         """
         store, cfg = self.store, self.cfg
