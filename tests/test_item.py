@@ -439,34 +439,6 @@ def test_a_copy_of_the_example_is_dropped_and_the_refill_ask_says_so(tmp_path: P
     assert (row["proposed"], row["candidates"], row["passed_probes"], row["refills"]) == (2, 1, 1, 1)
 
 
-def test_a_refill_ask_shows_the_rejected_function_s_own_code_to_be_fixed(tmp_path: Path) -> None:
-    """A bug (static or probe rejection) of the previous ask comes back with the model's own code (not the
-    wrapper, not the supplied helper) and is the first thing asked for; an older one is not shown again."""
-    first = ('def first_block(text: str, gold: str) -> float:\n    """The first number in the answer part."""\n'
-             '    import re\n\n    part = _solution(text) or ""\n    number = re.findall(r"\\d+", part)[0]\n'
-             '    return 1.0 if number == gold.strip() else 0.0\n')
-    second = first.replace("first_block", "first_block_again")
-    with FakeLLM([ok(f"```python\n{first}```"), ok(f"```python\n{second}```"),
-                  ok(f"```python\n{NO_IMPORT}```")]) as llm:
-        search, store = _search(tmp_path, llm.url, refills=2)
-        search.propose_and_check(1)
-        prompts = llm.prompts()
-    assert len(prompts) == 3
-    reason = "probe: call failed (whole pool, batch of 64): error: IndexError"
-    assert "Your function `first_block` was rejected: " + reason in prompts[1]
-    assert f"```python\n{first}```" in prompts[1]  # the model's code as written: no wrapper, no helper
-    assert "def _solution(" not in prompts[1]
-    assert "1. one that fixes `first_block` above: its idea, without the problem named" in prompts[1]
-    assert "your previous candidate first_block_reward" not in prompts[1]  # shown once, as the repair
-    # the next refill shows the newest bug to fix; the older one is a note again
-    assert "Your function `first_block_again` was rejected" in prompts[2]
-    assert "Your function `first_block` was" not in prompts[2]
-    assert "your previous candidate first_block_reward was rejected: " + reason in prompts[2]
-    states = {c["name"]: c["state"] for c in store.candidates(round=1)}
-    assert states == {"first_block_reward": "rejected", "first_block_again_reward": "rejected",
-                      "short_and_right_reward": "accepted"}
-
-
 def test_a_refill_after_an_unreadable_answer_carries_why(tmp_path: Path) -> None:
     # code style: the first answer holds no code at all, so nothing was rejected, yet the refill says why
     with FakeLLM([ok("I would reward the correct answer."), ok(f"```python\n{example_source()}```")]) as llm:

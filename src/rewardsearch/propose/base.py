@@ -69,10 +69,6 @@ class RoundContext:
     # ("your previous candidate X was rejected: <reason>; fix it"); a proposer that writes code shows them
     refill: str | None = None
     notes: list[str] = field(default_factory=list)
-    # in a refill ask, the candidates of the previous ask that the static check or the probes rejected, each
-    # {"name", "reason", "source", "entrypoint", "note"}: the item style shows each one's code and asks for it
-    # fixed, instead of its note
-    repairs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Proposer(Protocol):

@@ -99,23 +99,6 @@ def _missing_helpers(tree: ast.Module, provided: dict[str, str]) -> list[str]:
     return [source for name, source in sorted(provided.items()) if name in loaded and name not in bound]
 
 
-def score_function(source: str, entrypoint: str | None) -> str | None:
-    """The name of the model's score function that a wrapped candidate's wrapper calls, or None (not wrapped)."""
-    cut = re.search(rf"^def {re.escape(entrypoint)}\(", source, re.MULTILINE) if entrypoint else None
-    call = re.search(r"scores\.append\(float\((\w+)\(", source[cut.start():]) if cut else None
-    return call.group(1) if call else None
-
-
-def model_code(source: str, entrypoint: str | None, provided: dict[str, str] | None = None) -> str:
-    """The model's own part of a wrapped candidate: its code without the wrapper and the supplied helpers, blank
-    runs closed up (what a repair ask shows back to the model)."""
-    cut = re.search(rf"^def {re.escape(entrypoint)}\(", source, re.MULTILINE) if entrypoint else None
-    code = source[: cut.start()] if cut else source
-    for helper in (provided or {}).values():
-        code = code.replace(helper.rstrip(), "")
-    return re.sub(r"\n{3,}", "\n\n\n", code).strip() + "\n"
-
-
 def takes_completions(code: str) -> bool:
     """Whether the code already defines a batch reward (a top-level def with a `completions` parameter): the
     model answered with the batch contract, which is then taken as written."""

@@ -269,18 +269,6 @@ class PromptBuilder:
         start = 3 * ctx.round + 2 * refill + have
         return [ideas[(start + i) % len(ideas)] for i in range(n)]
 
-    def _repairs(self, ctx: RoundContext, n: int) -> list[dict[str, str]]:
-        """The item style's repair asks (`RoundContext.repairs`): each rejected function's own code and reason, at
-        most `n`; none for the other styles, which show the reasons only (`notes`)."""
-        from rewardsearch.propose.item import helpers, model_code, score_function
-
-        if self.style != "item":
-            return []
-        return [{"name": self._clean(score_function(r["source"], r.get("entrypoint")) or r["name"]),
-                 "reason": self._clean(r["reason"]), "note": r.get("note"),
-                 "code": self._clean(model_code(r["source"], r.get("entrypoint"), helpers(ctx.answer_format))).rstrip()}
-                for r in ctx.repairs[:n]]
-
     def _clean(self, text: str | None) -> str:
         return redact(text or "", self.secrets)
 
@@ -347,7 +335,6 @@ class PromptBuilder:
         self, ctx: RoundContext, n: int, this_round: list[RewardSpec] | None = None, notes: list[str] | None = None
     ) -> Prompt:
         parts = self._parts(ctx)
-        repairs = self._repairs(ctx, n)
         system = self.env.get_template("system.j2").render(
             allowed_modules=_allowed_modules(), score_bound=f"{ctx.score_bound:g}",
             base_rewards=base_rewards_source(), base_names=sorted(RESERVED_NAMES),
@@ -364,13 +351,10 @@ class PromptBuilder:
         fixed = {
             "round": ctx.round, "n": n, "task_card": ctx.task_card, "feedback": ctx.feedback, "baseline": baseline,
             "code_answers": self.code_answers, "item_answers": self.style == "item",
-            "ideas": [*(f"fixes `{r['name']}` above: its idea, without the problem named" for r in repairs),
-                      *self._ideas(ctx, n - len(repairs), len(this_round or []))],
-            "repairs": repairs,
+            "ideas": self._ideas(ctx, n, len(this_round or [])),
             "this_round": [{"name": self._clean(s.name), "description": self._clean(s.description)}
                            for s in this_round or []],
-            # a repair shown with its code says what its note would
-            "notes": [self._clean(x) for x in notes or [] if x not in {r["note"] for r in repairs}],
+            "notes": [self._clean(x) for x in notes or []],
         }
 
         def render() -> Prompt:

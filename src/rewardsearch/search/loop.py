@@ -72,8 +72,6 @@ def run_lock(run_dir: Path):
 # the stages whose rejections a refill replaces (`Search._refill`); a prescreen rejection is a judgement of a
 # working reward on the policy's own rollouts, not a bug to fix, and is not replaced
 _REFILL_STAGES = ("static:", "probe:", "dedup:")
-# the rejections a refill ask shows with the candidate's code, to be fixed: a bug, not a copy
-_REPAIR_STAGES = ("static:", "probe:")
 
 
 def refillable(reason: str | None) -> bool:
@@ -275,9 +273,7 @@ class Search:
         A small model's candidate often fails on a real bug (an unchecked `blocks[0]`, comparing with the whole
         `answer` list); a bred child often behaves exactly like an earlier candidate. Each ask carries one note
         per candidate of the round rejected so far, its one-line reason and "fix it" (`RoundContext.notes`), so
-        the proposer can repair rather than guess again; the previous ask's candidates rejected by the static
-        check or the probes (bugs, not copies) also go as `RoundContext.repairs`, which the item style shows with
-        the model's own code and asks for fixed first (docs/llm-local.md, 2026-12-03, evening). No check is relaxed: a replacement is checked like any
+        the proposer can repair rather than guess again. No check is relaxed: a replacement is checked like any
         candidate and may be lost in turn. Each refill is marked in the store, so `resume` never asks twice for
         the same one; its candidates carry `meta.refill`, and the funnel counts them (`search/funnel.py`).
         """
@@ -292,13 +288,7 @@ class Search:
             if not store.get_meta(mark):
                 if before_call:
                     before_call()
-                # the previous ask's bugs (not its copies) are shown with their code, to be fixed (`repairs`)
-                previous = f"refill_{r}_{k - 1}" if k > 1 else None
-                repairs = [c for c in lost if (c.get("meta") or {}).get("refill") == previous
-                           and (c["reason"] or "").startswith(_REPAIR_STAGES)][-short:]
-                self._propose(r, want=short, mark=mark, notes=[rejection_note(c) for c in lost][-MAX_NOTES:],
-                              repairs=[{"name": c["name"], "reason": clip_note(c["reason"]), "source": c["source"],
-                                        "entrypoint": c["entrypoint"], "note": rejection_note(c)} for c in repairs])
+                self._propose(r, want=short, mark=mark, notes=[rejection_note(c) for c in lost][-MAX_NOTES:])
             self._check_proposed(r)
 
     def _check_proposed(self, r: int) -> None:
@@ -307,7 +297,7 @@ class Search:
                 self._check(c)
 
     def _propose(self, r: int, want: int | None = None, mark: str | None = None,
-                 notes: list[str] | None = None, repairs: list[dict[str, Any]] | None = None) -> None:
+                 notes: list[str] | None = None) -> None:
         store, cfg = self.store, self.cfg
         # random mode: the same proposer with the feedback removed (no history, no numbers) - the control; a
         # refill's notes stay in both modes: they say why this round's code was invalid, not how any reward did
@@ -336,7 +326,6 @@ class Search:
             answer_format=self.task.answer_format,
             refill=mark,
             notes=list(notes or []),
-            repairs=list(repairs or []),
         )
         t0 = time.time()
         if want is None:
