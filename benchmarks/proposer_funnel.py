@@ -14,9 +14,8 @@ prompt, the probes and the base rewards follow it). `--refills 0` is the loop wi
 2026-12-02 measurements, made with `--calls` x `--batch` requests and no refill, equal `--rounds` x
 `--per-round` with `--refills 0`). Writes benchmarks/results/<date>-proposer-funnel-<model>-<style>-refills<R>.json
 with the funnel per round (`search/funnel.py`, read from the store) and in total, per-candidate verdicts and their
-classes (`verdict_class`: constant, copy of the example, out of bounds, ...), the notes and repairs each refill
-ask carried, tokens/s and the server's load time; `--baseline FILE` copies an earlier result's
-funnel beside it.
+classes (`verdict_class`: constant, copy of the example, out of bounds, ...), the notes each refill ask carried,
+tokens/s and the server's load time; `--baseline FILE` copies an earlier result's funnel beside it.
 """
 
 from __future__ import annotations
@@ -136,10 +135,9 @@ def main() -> None:
     for call in ok:
         if call["meta"].get("refill"):
             user = next(m["content"] for m in call["request"]["messages"] if m["role"] == "user")
-            repairs = user.count("\nYour function `")
             lines = user.split("Problems with your previous answer:\n", 1)[-1].split("\n\n", 1)[0].splitlines() \
                 if "Problems with your previous answer:" in user else []
-            refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"], "repairs_shown": repairs,
+            refill_notes.append({"round": call["round"], "refill": call["meta"]["refill"],
                                  "notes": [ln[2:] for ln in lines if ln.startswith("- ")]})
     baseline = None
     if args.baseline:
