@@ -454,7 +454,7 @@ TAGS = AnswerFormat(
         "    return text[start + len('<solution>'):end].strip() if start >= 0 else None\n"
     ),
     template="<thinking>{reasoning}</thinking><solution>{answer}</solution>",
-    answer_part='the solution tags',
+    answer_part="the solution tags",
 )
 BOXED = AnswerFormat(
     name="boxed",
@@ -476,7 +476,7 @@ BOXED = AnswerFormat(
         "    return None\n"
     ),
     template="{reasoning}\nThe final answer is $\\boxed{{{answer}}}$.",
-    answer_part='the \\boxed{} answer',
+    answer_part="the \\boxed{} answer",
 )
 HASHES = AnswerFormat(
     name="hashes",
