@@ -215,6 +215,7 @@ def test_a_score_function_calling_the_format_s_solution_helper_gets_it_supplied(
 
 def test_a_task_plugin_s_answer_format_gets_an_item_prompt_in_its_own_words() -> None:
     from rewardsearch.propose.base import RoundContext
+    from rewardsearch.propose.item import helpers
 
     f = _answer_line_format()
     builder = PromptBuilder(_item_cfg())
@@ -227,6 +228,10 @@ def test_a_task_plugin_s_answer_format_gets_an_item_prompt_in_its_own_words() ->
                            SAMPLES, fmt=f)
     assert all(r.ok for r in results), [r.reason for r in results]
     assert not results[-1].flags
+    # a verbatim copy of this format's example is a copy too, though the format is not a built-in one
+    assert reward_id(source) not in builder.shown_ids and builder.is_example(reward_id(source), f)
+    (copy,) = parse_answer(f"```python\n{item_example(f)}```", item=True, provided=helpers(f)).candidates
+    assert builder.is_example(reward_id(copy.code), f) and not builder.is_example(reward_id(copy.code))
 
 
 def test_the_wrapper_catches_nothing_a_broken_score_function_is_rejected() -> None:

@@ -329,7 +329,7 @@ class LLMProposer:
                 name=c.name, source=c.code, description=c.description, origin=self.name, round=ctx.round,
                 entrypoint=c.entrypoint, meta={"model": self.cfg.model, **answer.meta.get("spec_meta", {})},
             )
-            if spec.id in self.prompts.shown_ids:
+            if self.prompts.is_example(spec.id, ctx.answer_format):
                 why = f"{_EXAMPLE_COPY} {spec.id} (same normalized source)"
                 dropped.append({"index": c.index, "name": c.name, "reason": why})
                 continue

@@ -225,6 +225,7 @@ class PromptBuilder:
         formats = list(ANSWER_FORMATS.values()) if self.style == "item" else [TAGS]
         shown = [c for c in (self.shown_candidate(f) for f in formats) if c is not None]
         self.shown_ids = {reward_id(c[0]) for c in shown}
+        self._plugin_ids: dict[str, str | None] = {}   # a task plugin's format: its example's id (`is_example`)
         loaders: list[Any] = [PackageLoader("rewardsearch.propose", "templates")]
         if self.style in ("compact", "code", "item"):
             loaders.insert(0, PackageLoader("rewardsearch.propose", "templates/compact"))
@@ -241,6 +242,18 @@ class PromptBuilder:
             loader=ChoiceLoader(loaders), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True, autoescape=False,
         )
+
+    def is_example(self, spec_id: str, fmt: AnswerFormat = TAGS) -> bool:
+        """Whether `spec_id` is the source of a shown example: any built-in format's (`shown_ids`) or, for a task
+        plugin's own format, the example in that format."""
+        from rewardsearch.rewards.spec import reward_id
+
+        if spec_id in self.shown_ids:
+            return True
+        if fmt.name not in self._plugin_ids:
+            shown = self.shown_candidate(fmt) if fmt.name not in ANSWER_FORMATS else None
+            self._plugin_ids[fmt.name] = reward_id(shown[0]) if shown else None
+        return spec_id == self._plugin_ids[fmt.name]
 
     def shown_candidate(self, fmt: AnswerFormat = TAGS) -> tuple[str, str | None] | None:
         """(source, entrypoint) of the example as a candidate: what a verbatim copy of it becomes (for the item
